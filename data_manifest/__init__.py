@@ -1,0 +1,1 @@
+"""Dataset layouts and the official split files (UCF101, HMDB51, Kinetics-400, ASLAN, folder)."""

@@ -1,0 +1,1 @@
+"""Stage 3: recognition, retrieval, ASLAN similarity and Grad-CAM from checkpoints and stores (v3s-eval)."""

@@ -1,0 +1,37 @@
+"""Fixtures shared by every test module: the team's reference folder and ffmpeg."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests run on 2 cores next to other work: keep torch from oversubscribing them.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+# ../shared next to the checkout is the team's reference folder (paper, splits, small real videos).
+REFERENCE = Path(os.environ.get("V3S_REFERENCE", REPO.parent / "shared" / "reference"))
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """`../shared/reference`; the test skips cleanly when it is absent."""
+    if not REFERENCE.is_dir():
+        pytest.skip(f"reference folder {REFERENCE} is absent")
+    return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def reference_videos(reference_dir: Path) -> Path:
+    d = reference_dir / "videos"
+    if not d.is_dir() or not any(d.iterdir()):
+        pytest.skip(f"no reference videos in {d}")
+    return d
+
+
+@pytest.fixture(scope="session")
+def ffmpeg() -> str:
+    from v3s.shared.ffmpeg_bin import ffmpeg_exe
+
+    return ffmpeg_exe()
