@@ -1,0 +1,147 @@
+"""Datasets over a real (small) v3s store: shapes, dtypes, labels, determinism, and reading only needed frames."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from v3s.shared import store as st
+from v3s.shared.clips import EvalClips, PretextClips, TrainClips
+from v3s.shared.labels import LabelSpace
+from v3s.shared.spatial import pretext_batch
+from v3s.shared.temporal import linspace_clip_starts
+
+H, W = 24, 32
+# rel_path -> (frames, class label, role in split "1")
+VIDEOS = {"a/v1.avi": (90, 0, "train"), "a/v2.avi": (40, 0, "train"), "b/v3.avi": (70, 1, "train"),
+          "b/v4.avi": (10, 1, "train"), "b/v5.avi": (33, 1, "test")}
+
+
+def gray(t: int) -> int:
+    return 10 + 2 * t
+
+
+def frame_index(frame: np.ndarray) -> int:
+    """Frame t is stored as a flat grey image of value 10 + 2t; JPEG keeps a flat block within +-1."""
+    return int(round((float(frame.mean()) - 10) / 2))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> st.Store:
+    root = st.init_store(tmp_path_factory.mktemp("store") / "s")
+    (root / "toy").mkdir()
+    rows, blobs, offsets = [], [], []
+    for rel, (n, label, role) in VIDEOS.items():
+        jpegs = [cv2.imencode(".jpg", np.full((H, W, 3), gray(t), np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+                 for t in range(n)]
+        blobs.append(b"".join(jpegs))
+        offsets.append(np.concatenate([[0], np.cumsum([len(j) for j in jpegs])]).astype(np.int64))
+        rows.append(dict(rel_path=rel, status="ok", reason="", class_name=rel[0], label=label,
+                         splits=json.dumps({"1": role}), num_frames=n, fps=25.0, height=H, width=W, src_height=H,
+                         src_width=W, src_codec="synthetic", src_rotation=0, src_bytes=-1, src_mtime_ns=-1))
+    attrs = {"classes": ["a", "b"], "split_ids": ["1"], "settings": {"height": H, "width": W}}
+    st.write_shard(root / "toy" / st.shard_name(0), "toy", attrs, rows, blobs, offsets)
+    return st.Store(root)
+
+
+class ReadLog:
+    """A spy around the real store: records which frames each read asked for."""
+
+    def __init__(self, store: st.Store) -> None:
+        self.store, self.reads = store, []
+
+    def videos(self, *a, **k):
+        return self.store.videos(*a, **k)
+
+    def read_frames(self, key, indices):
+        self.reads.append((key, list(map(int, indices))))
+        return self.store.read_frames(key, indices)
+
+
+def test_pretext_items_read_only_the_clip_frames(store):
+    ls = LabelSpace()
+    log = ReadLog(store)
+    ds = PretextClips(log, "toy", "1", "train", ls, seed=3)
+    assert [v.rel_path for v in ds.videos] == ["a/v1.avi", "a/v2.avi", "b/v3.avi"] and ds.dropped == ["toy/b/v4.avi"]
+    seen_t = set()
+    for epoch in range(8):
+        ds.set_epoch(epoch)
+        for i in range(len(ds)):
+            clip, s, t = ds[i]
+            assert clip.shape == (16, H, W, 3) and clip.dtype == torch.uint8
+            assert 0 <= s < ls.n_spatial and 0 <= t < ls.n_temporal
+            key, indices = log.reads[-1]
+            assert key == ds.videos[i].key and len(indices) == 16  # one read of exactly the clip's frames
+            got = [frame_index(f) for f in clip.numpy()]
+            assert got == indices
+            steps = np.diff(got)
+            c = ls.temporal_classes[t]
+            assert steps.tolist() == [c.s1] * 7 + [c.s2] * 8
+            assert max(got) < ds.videos[i].num_frames
+            seen_t.add(t)
+    assert len(log.reads) == 8 * 3 and len(seen_t) > 4
+
+
+def test_pretext_is_deterministic_in_seed_epoch_index(store):
+    ls = LabelSpace()
+    a, b = PretextClips(store, "toy", "1", "train", ls, seed=1), PretextClips(store, "toy", "1", "train", ls, seed=1)
+    a.set_epoch(4)
+    b.set_epoch(4)
+    for i in range(len(a)):
+        (ca, sa, ta), (cb, sb, tb) = a[i], b[i]
+        assert torch.equal(ca, cb) and (sa, ta) == (sb, tb)
+    draws = set()
+    for e in range(6):
+        a.set_epoch(e)
+        draws.add(tuple((s, t, frame_index(c[0].numpy())) for c, s, t in (a[i] for i in range(len(a)))))
+    assert len(draws) == 6  # epochs differ
+
+
+def test_pretext_batches_through_a_dataloader_worker(store):
+    ls = LabelSpace.preset("ts+tp")
+    ds = PretextClips(store, "toy", "1", "train", ls, clip_len=8)
+    assert ds.dropped == []  # the shortest 8-frame class (speed 1) needs 8 frames; v4 has 10
+    loader = DataLoader(ds, batch_size=2, num_workers=1)
+    clips, s, t = next(iter(loader))
+    assert clips.shape == (2, 8, H, W, 3) and clips.dtype == torch.uint8 and s.dtype == torch.int64
+    out = pretext_batch(clips, s, ls, torch.Generator().manual_seed(0), out_size=16)
+    assert out.shape == (2, 3, 8, 16, 16)
+
+
+def test_train_clips(store):
+    log = ReadLog(store)
+    ds = TrainClips(log, "toy", "1", "train", seed=0)
+    assert len(ds) == 4
+    starts = set()
+    for e in range(20):
+        ds.set_epoch(e)
+        clip, label = ds[0]
+        got = [frame_index(f) for f in clip.numpy()]
+        assert clip.shape == (16, H, W, 3) and label == 0 and np.all(np.diff(got) == 1)
+        assert log.reads[-1][1] == got
+        starts.add(got[0])
+    assert len(starts) > 10 and max(starts) <= 90 - 16
+    clip, label = ds[3]  # 10 frames: the last frame repeats
+    assert [frame_index(f) for f in clip.numpy()] == list(range(10)) + [9] * 6 and label == 1
+    sub = TrainClips(store, "toy", "1", "train", videos=["toy/b/v3.avi", "toy/a/v1.avi"])
+    assert [v.rel_path for v in sub.videos] == ["b/v3.avi", "a/v1.avi"]
+    with pytest.raises(ValueError, match="not train videos"):
+        TrainClips(store, "toy", "1", "train", videos=["toy/b/v5.avi"])
+
+
+def test_eval_clips_follow_the_linspace_protocol(store):
+    ds = EvalClips(store, "toy", "1", None, n_clips=10)
+    assert len(ds) == 5 * 10
+    vi = [v.rel_path for v in ds.videos].index("b/v5.avi")
+    for ci in range(10):
+        clip, label, video = ds[vi * 10 + ci]
+        assert video == vi and label == 1 and clip.shape == (16, H, W, 3)
+        start = int(linspace_clip_starts(33)[ci])
+        assert [frame_index(f) for f in clip.numpy()] == list(range(start, start + 16))
+    loader = DataLoader(ds, batch_size=7, drop_last=False)
+    videos = torch.cat([b[2] for b in loader])
+    assert torch.equal(torch.bincount(videos), torch.full((5,), 10))  # no video or clip dropped
