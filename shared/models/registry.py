@@ -1,0 +1,74 @@
+"""The backbone registry and loading a pretraining checkpoint's backbone into a new model."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import nn
+
+from .base import VideoBackbone, check_width
+from .c3d import c3d
+from .resnet3d import r2plus1d, r3d, r3d18
+from .s3dg import s3dg
+
+BACKBONES: dict[str, Callable[..., VideoBackbone]] = {
+    "c3d": c3d,
+    "r3d": r3d,
+    "r3d18": r3d18,
+    "r21d": r2plus1d,
+    "s3dg": s3dg,
+}
+
+
+def build_backbone(name: str, width: float = 1.0) -> VideoBackbone:
+    """Build a registered backbone.
+
+    Args:
+        name: one of BACKBONES ("c3d", "r3d", "r3d18", "r21d", "s3dg").
+        width: channel multiplier (>0); 1.0 is the published network.
+
+    Returns:
+        a VideoBackbone mapping (B, 3, T, H, W) clips to (B, feature_dim) features.
+    """
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; valid names are {sorted(BACKBONES)}")
+    return BACKBONES[name](width=check_width(width))
+
+
+def _normalise_key(key: str) -> str:
+    # A DistributedDataParallel wrapper adds "module.", torch.compile adds "_orig_mod." wherever it wrapped.
+    if key.startswith("module."):
+        key = key[len("module."):]
+    return key.replace("_orig_mod.", "")
+
+
+def load_backbone_weights(backbone: nn.Module, state_dict: Mapping[str, torch.Tensor],
+                          prefix: str = "backbone.") -> tuple[list[str], list[str]]:
+    """Copy the backbone part of a full-model state_dict into ``backbone``; everything else is ignored.
+
+    Args:
+        backbone: the module to load into (e.g. a finetuning model's ``.backbone``).
+        state_dict: a full model's state_dict (keys "backbone.*", "head.*"); "module." and "_orig_mod."
+            wrappers are stripped first. Use prefix="" for a bare backbone state_dict.
+        prefix: key prefix of the backbone entries.
+
+    Returns:
+        (missing, unexpected): backbone parameter/buffer names absent from the checkpoint, and
+        checkpoint backbone names the backbone does not have, both sorted, without the prefix.
+    """
+    if not isinstance(state_dict, Mapping):
+        raise ValueError(f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
+    keys = {_normalise_key(k): v for k, v in state_dict.items()}
+    picked = {k[len(prefix):]: v for k, v in keys.items() if k.startswith(prefix)}
+    if not picked:
+        examples = sorted(keys)[:5]
+        raise ValueError(f"no key of the state_dict starts with {prefix!r} (first keys: {examples}); "
+                         f"pass prefix='' for a bare backbone state_dict")
+    own = backbone.state_dict()
+    mismatched = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+                  for k, v in sorted(picked.items()) if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    if mismatched:
+        raise ValueError(f"shape mismatch for {len(mismatched)} backbone tensors (wrong backbone or width?): "
+                         + "; ".join(mismatched[:10]))
+    result = backbone.load_state_dict(picked, strict=False)
+    return sorted(result.missing_keys), sorted(result.unexpected_keys)
