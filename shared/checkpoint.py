@@ -1,0 +1,166 @@
+"""Training checkpoints: the on-disk dict format, atomic writes, safe loads, and rebuilding the model from one.
+
+A checkpoint is a plain dict (format_version 1, see docs/training.md):
+  kind            "v3s-pretrain" | "v3s-finetune"
+  format_version  1
+  config          the resolved PretrainConfig / FinetuneConfig as a dict (backbone, width, clip_len, clip_size,
+                  dataset, split, label_space or n_classes + classes, ...)
+  model           state_dict of a `VideoModel` (keys "backbone.*" and "head.*")
+  optimizer, scheduler, scaler   their state_dicts
+  epoch, step     the epoch in progress and the global optimiser step reached (the run continues from here)
+  rng             {"torch", "cuda" (list, may be empty), "numpy", "python", "loader"}: RNG states as tensors,
+                  lists and ints only, so that `torch.load(weights_only=True)` can read them
+  metrics         the last validation metrics; best: the best validation score so far
+  code_version    {"version": package version, "commit": git commit or None}
+Loading uses `torch.load(weights_only=True)`: a checkpoint file cannot run code.
+"""
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from .config import FinetuneConfig, PretrainConfig
+from .labels import LabelSpace
+from .models import ClassifierHead, V3SHead, VideoModel, build_backbone
+
+FORMAT_VERSION = 1
+KINDS = ("v3s-pretrain", "v3s-finetune")
+
+
+def save_checkpoint(ckpt: dict, path: Union[str, Path]) -> None:
+    """Write `ckpt` to `path` atomically: a temp file in the same folder, fsync, rename, fsync the folder.
+
+    A reader (or a run killed mid-write) sees either the old file or the new one, never a torn one.
+    """
+    path = Path(path)
+    _check_kind(ckpt, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(ckpt, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def load_checkpoint(path: Union[str, Path], kind: str | None = None, map_location: Any = "cpu") -> dict:
+    """Read a checkpoint with `weights_only=True` and check its kind and format.
+
+    Args:
+        path: the .pt file.
+        kind: the required kind ("v3s-pretrain" / "v3s-finetune"), or None for either.
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a readable v3s checkpoint, or of another kind.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises several types for truncated or foreign files
+        raise ValueError(f"checkpoint {path} cannot be read as a v3s checkpoint: {type(e).__name__}: {e}") from e
+    _check_kind(ckpt, path)
+    if kind is not None and ckpt["kind"] != kind:
+        raise ValueError(f"checkpoint {path} is a {ckpt['kind']!r} checkpoint; a {kind!r} checkpoint is needed here")
+    return ckpt
+
+
+def _check_kind(ckpt: Any, path: Path) -> None:
+    if not isinstance(ckpt, dict) or ckpt.get("kind") not in KINDS:
+        got = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ValueError(f"{path} is not a v3s checkpoint (kind {got!r}; expected one of {KINDS})")
+    if ckpt.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"checkpoint {path} has format_version {ckpt.get('format_version')!r}; this code reads {FORMAT_VERSION}")
+
+
+def config_from_checkpoint(ckpt: dict) -> Union[PretrainConfig, FinetuneConfig]:
+    """The resolved config stored in a checkpoint, as its dataclass."""
+    cls = PretrainConfig if ckpt["kind"] == "v3s-pretrain" else FinetuneConfig
+    return cls.from_dict(ckpt["config"])
+
+
+def build_network(config: Union[PretrainConfig, FinetuneConfig]) -> VideoModel:
+    """A freshly initialised VideoModel for a resolved config (V3S heads for pretraining, a classifier for finetuning)."""
+    backbone = build_backbone(config.backbone, width=config.width)
+    if isinstance(config, PretrainConfig):
+        space = LabelSpace.from_dict(config.label_space)
+        head = V3SHead(backbone.feature_dim, space.n_spatial, space.n_temporal, config.dropout)
+    else:
+        head = ClassifierHead(backbone.feature_dim, config.n_classes, config.dropout)
+    return VideoModel(backbone, head)
+
+
+def build_model_from_checkpoint(ckpt: Union[dict, str, Path]) -> tuple[VideoModel, Union[PretrainConfig, FinetuneConfig]]:
+    """Rebuild the trained VideoModel (in eval mode, on CPU) and its config from a checkpoint dict or path."""
+    if not isinstance(ckpt, dict):
+        ckpt = load_checkpoint(ckpt)
+    config = config_from_checkpoint(ckpt)
+    model = build_network(config)
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), config
+
+
+def rng_state(loader: dict) -> dict:
+    """Every RNG state of this process as tensors, lists and ints (readable with weights_only=True).
+
+    Args:
+        loader: how the data loader's order is derived, e.g. {"seed": 0, "epoch": 3, "position": 12}.
+    """
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "python": _to_lists(random.getstate()),
+        "loader": dict(loader),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore the RNG states written by `rng_state` (CUDA ones only when the device count matches)."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    random.setstate(_to_tuples(state["python"]))
+
+
+def _to_lists(x: Any) -> Any:
+    return [_to_lists(v) for v in x] if isinstance(x, (tuple, list)) else x
+
+
+def _to_tuples(x: Any) -> Any:
+    return tuple(_to_tuples(v) for v in x) if isinstance(x, list) else x
+
+
+def code_version() -> dict:
+    """The installed package version and, when run from a git checkout, its commit."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("v3s")
+    except PackageNotFoundError:
+        v = None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                                text=True, timeout=5, check=True).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"version": v, "commit": commit}

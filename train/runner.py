@@ -1,0 +1,195 @@
+"""One training run from datasets to checkpoints: device and precision, DDP, the epoch loop, validation,
+best/last checkpoints, exact resume, logs. Pretraining and finetuning differ only in what they hand to `fit`.
+
+Steps are the unit of progress: epoch e covers global steps [e * S, (e + 1) * S) for S steps per epoch, so a
+checkpoint's step alone says where the data order resumes. A checkpoint at an epoch boundary is written after
+that epoch's validation; one written every --ckpt-every steps inside an epoch is resumed mid-epoch.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Union
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from v3s.shared.checkpoint import FORMAT_VERSION, code_version, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from v3s.shared.config import FinetuneConfig, PretrainConfig, config_diff
+
+from .data import EpochSampler, EpochTagged, ShardSampler, default_workers, make_loader
+from .distributed import DistInfo, all_reduce_sum, barrier, sync_buffers
+from .logging import Progress, RunLogger, plot_curves
+from .loop import StepContext, Task, evaluate, summarise, train_one_epoch
+
+Config = Union[PretrainConfig, FinetuneConfig]
+
+
+@dataclass
+class RunSpec:
+    """What a run trains: everything `fit` needs besides the config.
+
+    Args:
+        kind: "v3s-pretrain" | "v3s-finetune" (the checkpoints' kind).
+        model: the freshly initialised VideoModel (CPU); fit moves it to the device.
+        param_groups: optimiser parameter groups as [{"params": [...], "lr": ...}] (per-group learning rates).
+        task: turns batches into inputs and targets, computes the loss and accuracies.
+        train_set, val_set: EpochTagged views yielding uint8 clips.
+        score: the validation metric to maximise (selects best.pt) from the summarised validation metrics.
+    """
+
+    kind: str
+    model: nn.Module
+    param_groups: list[dict]
+    task: Task
+    train_set: EpochTagged
+    val_set: EpochTagged
+    score: Callable[[dict[str, float]], float]
+
+
+@dataclass
+class RunResult:
+    """What a finished run returns: the trained (unwrapped, CPU-side reference) model and where it ended."""
+
+    model: nn.Module
+    step: int
+    metrics: dict[str, float]
+    best: float
+    out: Path
+
+
+def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for --precision on this device (None: fp32, no autocast)."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[precision]
+
+
+def make_scheduler(name: str, optimizer: torch.optim.Optimizer, total_steps: int):
+    """(scheduler, per_step): cosine decays per step to 0 over the run; plateau is VCOP's (x0.1 after 50 flat epochs)."""
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1)), True
+    if name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, "min", factor=0.1, patience=50, min_lr=1e-5), False
+    if name == "constant":
+        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0), True
+    raise ValueError(f"lr_schedule {name!r} is not one of cosine, plateau, constant")
+
+
+def fit(config: Config, spec: RunSpec, info: DistInfo) -> RunResult:
+    """Train `spec.model` as `config` says; write RUN_DIR/{last.pt, best.pt, config.json, metrics.jsonl, curves.png}.
+
+    Raises:
+        ValueError: batch size not divisible by the ranks or larger than the training set; --out holding a run
+            without --resume (or --resume with nothing to resume, or with a different config).
+    """
+    out = Path(config.out)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if config.resume and not last_path.is_file():
+        raise ValueError(f"--resume: {last_path} does not exist; nothing to resume")
+    if not config.resume and last_path.exists():
+        raise ValueError(f"--out {out} already holds a run ({last_path}); pass --resume to continue it or choose another --out")
+    if config.batch_size % info.world_size:
+        raise ValueError(f"--batch-size {config.batch_size} is not divisible by the {info.world_size} DDP ranks")
+    if config.batch_size > len(spec.train_set):
+        raise ValueError(f"--batch-size {config.batch_size} is larger than the {len(spec.train_set)} training videos "
+                         f"of {config.dataset!r} split {config.split}")
+    per_rank = config.batch_size // info.world_size
+    workers = config.workers if config.workers is not None else default_workers()
+    device = info.device
+    sampler = EpochSampler(len(spec.train_set), seed=config.seed, info=info)
+    steps_per_epoch = sampler.per_epoch() // per_rank
+    total = config.epochs * steps_per_epoch if config.max_steps is None else min(config.max_steps, config.epochs * steps_per_epoch)
+    train_loader = make_loader(spec.train_set, sampler, batch_size=per_rank, workers=workers, device=device,
+                               seed=config.seed, drop_last=True)
+    val_loader = make_loader(spec.val_set, ShardSampler(len(spec.val_set), info), batch_size=per_rank,
+                             workers=workers, device=device, seed=config.seed, drop_last=False)
+
+    model = spec.model.to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
+    optimizer = torch.optim.SGD(spec.param_groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    scheduler, per_step = make_scheduler(config.lr_schedule, optimizer, total)
+    dtype = amp_dtype(config.precision, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    step, best, metrics = 0, -math.inf, {}
+    if config.resume:
+        ckpt = load_checkpoint(last_path, kind=spec.kind, map_location=device)
+        diff = config_diff(type(config).from_dict(ckpt["config"]), config)
+        if diff:
+            raise ValueError(f"--resume: the run in {out} was made with a different config: "
+                             + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items()))
+        if ckpt["rng"]["loader"]["steps_per_epoch"] != steps_per_epoch:
+            raise ValueError(f"--resume: the run in {out} had {ckpt['rng']['loader']['steps_per_epoch']} steps per epoch, "
+                             f"now {steps_per_epoch}: the store's videos changed")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        step, best, metrics = ckpt["step"], ckpt["best"], ckpt["metrics"]
+        set_rng_state(ckpt["rng"])
+        del ckpt
+
+    train_model: nn.Module = model
+    if info.distributed:
+        train_model = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    if config.compile:
+        train_model = torch.compile(train_model)
+    ctx = StepContext(device=device, amp_dtype=dtype, clip_grad=config.clip_grad, seed=config.seed, rank=info.rank,
+                      world_size=info.world_size, channels_last=config.channels_last)
+
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    logger = RunLogger(out, info.is_main, resume_step=step if config.resume else None)
+    progress = Progress(total, step, info.is_main, desc=spec.kind)
+
+    def checkpoint(at_step: int) -> dict:
+        epoch, position = divmod(at_step, steps_per_epoch)
+        return {
+            "kind": spec.kind, "format_version": FORMAT_VERSION, "config": config.to_dict(),
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(), "epoch": epoch, "step": at_step,
+            "rng": rng_state({"seed": config.seed, "epoch": epoch, "position": position, "steps_per_epoch": steps_per_epoch}),
+            "metrics": metrics, "best": best, "code_version": code_version(),
+        }
+
+    def on_step(at_step: int) -> None:
+        # Epoch ends (and the run's end) write their own checkpoint after validation.
+        if info.is_main and at_step % config.ckpt_every == 0 and at_step % steps_per_epoch and at_step < total:
+            save_checkpoint(checkpoint(at_step), last_path)
+
+    while step < total:
+        epoch, position = divmod(step, steps_per_epoch)
+        sampler.set_epoch(epoch, start=position * per_rank)
+        step = train_one_epoch(train_model, spec.task, train_loader, optimizer, scheduler if per_step else None, scaler,
+                               ctx, step=step, last_step=min((epoch + 1) * steps_per_epoch, total), progress=progress,
+                               log=lambda s, m: logger.log("train", s, epoch, m), log_every=config.log_every,
+                               on_step=on_step)
+        sync_buffers(model, info)
+        sums = all_reduce_sum(evaluate(model, spec.task, val_loader, ctx), info)
+        metrics = summarise(sums, spec.task.metric_names)
+        logger.log("val", step, epoch, metrics)
+        if not per_step:
+            scheduler.step(metrics["loss"])
+        score = spec.score(metrics)
+        improved = score > best
+        best = max(best, score)
+        if info.is_main:
+            ckpt = checkpoint(step)
+            save_checkpoint(ckpt, last_path)
+            if improved:
+                save_checkpoint(ckpt, best_path)
+            del ckpt
+    progress.close()
+    logger.close()
+    if info.is_main:
+        plot_curves(out / "metrics.jsonl", out / "curves.png")
+    # Wait for rank 0's files before any rank returns (a caller may read them).
+    barrier(info)
+    return RunResult(model=model, step=step, metrics=metrics, best=best, out=out)
