@@ -1,0 +1,257 @@
+"""ASLAN action similarity (paper section 4.5, Table 6) from a checkpoint or from any model's features.
+
+From a checkpoint: every video named in the pairs is cut into clips of clip_len frames at stride clip_len / 2
+(16 and 8 for the paper's networks; a video shorter than one clip gives one clip that repeats its last frame),
+pool3 / pool4 / pool5 features of each clip are averaged per video and L2-normalised, the 12 ASLAN measures per
+layer give a 36-d vector per pair, and a linear SVM is trained per fold on the other folds only (standardised on
+them), leave-one-fold-out. Results: mean accuracy +- standard error, AUC, a ROC PNG.
+
+From any model: `aslan_from_features(feats_by_layer, ids, pairs)` takes per-video arrays and sample ids, and the
+CLI's `--features NPZ` reads them from a file (`save_video_features` writes that format). The measures, the
+standardisation and the SVM are `v3s.evaluate.aslan`'s.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from v3s.data_manifest import read_pairs
+
+from .aslan import AslanResult, evaluate_folds, feature_names, pair_arrays, pair_features
+from .features import (ClipSpec, cached_features, default_workers, load_model, open_dataset, resolve_device,
+                       tap_forward, write_json)
+from .plots import roc_png
+from .retrieval import l2_normalize_rows
+
+DEFAULT_LAYERS = ("pool3", "pool4", "pool5")
+IDS_KEY = "ids"
+
+
+def sample_id(value: Any) -> str:
+    """An ASLAN sample id as read_pairs writes it: 4 digits ("42", 42, "0042" and "0042.avi" give "0042")."""
+    stem = Path(str(value)).stem
+    if not stem.isdigit():
+        raise ValueError(f"ASLAN sample id {value!r} is not a number")
+    return f"{int(stem):04d}"
+
+
+def aslan_from_features(
+    feats_by_layer: Mapping[str, np.ndarray],
+    ids: Sequence[Any],
+    pairs: Sequence[Any],
+    C: float = 1.0,
+    normalize: bool = True,
+    **similarity_kwargs: Any,
+) -> tuple[AslanResult, np.ndarray]:
+    """The ASLAN View-2 protocol on per-video features from any model.
+
+    Args:
+        feats_by_layer: layer name -> (N, D_l) one feature per video (e.g. the mean of its clip features); the
+            iteration order sets the column order of the pair features.
+        ids: (N,) the sample id of each row ("0042", 42 or "0042.avi").
+        pairs: records with fold, first, second, same (e.g. `read_pairs("View2.mat")` or a pairs.csv).
+        C: linear SVM regularisation, the same for every fold.
+        normalize: L2-normalise each video's feature first (the paper's video feature); a zero row stays zero.
+        **similarity_kwargs: negative, last_four_norm, eps of `v3s.evaluate.aslan.similarities`.
+
+    Returns:
+        (AslanResult, pair features (P, 12 * L) in pair order).
+    """
+    row_of: dict[str, int] = {}
+    for i, s in enumerate(ids):
+        sid = sample_id(s)
+        if sid in row_of:
+            raise ValueError(f"sample {sid} appears twice in ids (rows {row_of[sid]} and {i})")
+        row_of[sid] = i
+    for layer, x in feats_by_layer.items():
+        if np.shape(x)[0] != len(row_of):
+            raise ValueError(f"layer {layer!r} has {np.shape(x)[0]} rows but there are {len(row_of)} ids")
+    feats = {k: l2_normalize_rows(v) if normalize else np.asarray(v, dtype=np.float64) for k, v in feats_by_layer.items()}
+    first, second, same, folds = pair_arrays(list(pairs), row_of)
+    x = pair_features(feats, first, second, **similarity_kwargs)
+    return evaluate_folds(x, same, folds, C=C), x
+
+
+def save_video_features(path: str | os.PathLike, feats_by_layer: Mapping[str, np.ndarray], ids: Sequence[Any]) -> Path:
+    """Write per-video features in the `--features` format: one (N, D) array per layer plus `ids` (N,) str.
+
+    Args:
+        path: the .npz to write.
+        feats_by_layer: layer name -> (N, D) array; a layer may not be called "ids".
+        ids: (N,) sample ids.
+    """
+    if IDS_KEY in feats_by_layer:
+        raise ValueError(f"a layer may not be named {IDS_KEY!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **{IDS_KEY: np.array([sample_id(s) for s in ids])}, **{k: np.asarray(v) for k, v in feats_by_layer.items()})
+    return path
+
+
+def load_video_features(path: str | os.PathLike, layers: Sequence[str] | None = None) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Read a `--features` .npz: (layer -> (N, D) array, ids). layers=None takes every array but `ids`, in file order."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"features file {path} does not exist")
+    with np.load(path, allow_pickle=False) as z:
+        if IDS_KEY not in z.files:
+            raise ValueError(f"features file {path} has no {IDS_KEY!r} array (sample id of each row); it holds {z.files}")
+        available = [k for k in z.files if k != IDS_KEY]
+        layers = list(layers) if layers else available
+        missing = [k for k in layers if k not in available]
+        if missing:
+            raise ValueError(f"features file {path} has no layer(s) {missing}; it holds {available}")
+        return {k: z[k] for k in layers}, [str(s) for s in z[IDS_KEY].tolist()]
+
+
+@dataclass(frozen=True)
+class AslanConfig:
+    """Options of `v3s-eval aslan`.
+
+    Attributes:
+        pairs: View2.mat or pairs.csv.
+        ckpt: a checkpoint (with store); or features: a per-video .npz (see `save_video_features`).
+        store, dataset: where the checkpoint's clips come from.
+        layers: backbone taps (default pool3, pool4, pool5; with features: every array of the file).
+        C: linear SVM C.
+        clip_len, stride, clip_size: clip geometry (default: the checkpoint's clip_len, clip_len // 2, its crop).
+        negative, last_four_norm: edge-case choices of the 12 measures (docs/protocols.md).
+        batch_size, workers, device, out, cache_dir, use_cache, progress: see RecognitionConfig.
+    """
+
+    pairs: str
+    ckpt: str | None = None
+    features: str | None = None
+    store: str | None = None
+    dataset: str = "aslan"
+    layers: tuple[str, ...] | None = None
+    C: float = 1.0
+    clip_len: int | None = None
+    stride: int | None = None
+    clip_size: int | None = None
+    negative: str = "clip"
+    last_four_norm: str = "l2"
+    batch_size: int = 16
+    workers: int | None = None
+    device: str = "auto"
+    out: str | None = None
+    cache_dir: str | None = None
+    use_cache: bool = True
+    progress: bool = True
+
+
+def run_aslan(cfg: AslanConfig, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Evaluate ASLAN; write results.json, roc.png (and, from a checkpoint, video_features.npz).
+
+    Args:
+        cfg: the options.
+        log: receives one-line progress messages.
+
+    Returns:
+        the results dict (also written as results.json).
+    """
+    if bool(cfg.ckpt) == bool(cfg.features):
+        raise ValueError("give exactly one of --ckpt CHECKPOINT (with --store) and --features NPZ")
+    pairs = read_pairs(cfg.pairs)
+    if not pairs:
+        raise ValueError(f"pairs file {cfg.pairs} holds no pairs")
+    needed = sorted({s for p in pairs for s in (p.first, p.second)})
+    notes: list[str] = []
+    model_info: dict[str, Any]
+    protocol: dict[str, Any] = {"source": "features file"}
+    feature_info = None
+    if cfg.features:
+        feats, ids = load_video_features(cfg.features, cfg.layers)
+        missing = sorted(set(needed) - {sample_id(s) for s in ids})
+        if missing:
+            raise ValueError(f"{len(missing)} sample(s) named in {cfg.pairs} have no row in {cfg.features}, "
+                             f"e.g. {missing[:5]}")
+        model_info = {"kind": "features", "features": str(cfg.features)}
+        out = Path(cfg.out) if cfg.out else Path(cfg.features).resolve().parent / f"aslan-{Path(cfg.features).stem}"
+    else:
+        if not cfg.store:
+            raise ValueError("--ckpt needs --store STORE (the frame store holding the ASLAN videos)")
+        loaded = load_model(cfg.ckpt)
+        layers = list(cfg.layers or DEFAULT_LAYERS)
+        bad = [t for t in layers if t not in loaded.backbone.tap_names]
+        if bad:
+            raise ValueError(f"layers {bad} are not taps of {loaded.config['backbone']!r}; valid: {list(loaded.backbone.tap_names)}")
+        store = open_dataset(cfg.store, cfg.dataset)
+        by_id: dict[str, Any] = {}
+        for v in store.videos(cfg.dataset):
+            if Path(v.rel_path).stem.isdigit():
+                by_id.setdefault(sample_id(v.rel_path), v)
+        missing = [s for s in needed if s not in by_id]
+        if missing:
+            failed = {Path(f["rel_path"]).stem: f["status"] for f in store.failures(cfg.dataset)}
+            why = ", ".join(f"{s} ({failed.get(s, 'absent')})" for s in missing[:5])
+            raise ValueError(f"{len(missing)} sample(s) named in {cfg.pairs} are not ok videos of {cfg.dataset!r} in "
+                             f"store {cfg.store}: {why}")
+        videos = [by_id[s] for s in needed]
+        clip_len = cfg.clip_len or int(loaded.config.get("clip_len", 16))
+        spec = ClipSpec("stride", clip_len=clip_len, crop=cfg.clip_size or int(loaded.config.get("clip_size", 112)),
+                        stride=cfg.stride or max(1, clip_len // 2))
+        short = sum(v.num_frames < clip_len for v in videos)
+        if short:
+            notes.append(f"{short} video(s) are shorter than {clip_len} frames: one clip each, last frame repeated")
+        device = resolve_device(cfg.device)
+        loaded.model.to(device)
+        extracted = cached_features(
+            loaded, tap_forward(loaded.backbone, layers), layers, store, cfg.dataset, videos, spec,
+            what={"task": "aslan"}, cache_dir=cfg.cache_dir, use_cache=cfg.use_cache, device=device,
+            batch_size=cfg.batch_size, workers=default_workers() if cfg.workers is None else cfg.workers,
+            progress=cfg.progress, log=log)
+        feats, ids = {t: extracted.video[t] for t in layers}, needed
+        model_info = loaded.describe()
+        protocol = spec.key()
+        feature_info = {"cache_hit": extracted.cache_hit, "path": extracted.cache_path}
+        out = Path(cfg.out) if cfg.out else Path(cfg.ckpt).resolve().parent / "eval" / f"aslan-{Path(cfg.pairs).stem}"
+
+    result, pair_x = aslan_from_features(feats, ids, pairs, C=cfg.C, negative=cfg.negative,
+                                         last_four_norm=cfg.last_four_norm)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"results": out / "results.json",
+             "roc": roc_png(*result.roc, result.auc, out / "roc.png",
+                            title=f"ASLAN: {100 * result.mean:.2f} +- {100 * result.std_error:.2f} % accuracy")}
+    if cfg.ckpt:
+        files["video_features"] = save_video_features(out / "video_features.npz", feats, ids)
+    results = {
+        "task": "aslan",
+        "model": model_info,
+        "pairs": str(cfg.pairs),
+        "n_pairs": len(pairs),
+        "n_videos": len(ids),
+        "n_folds": int(result.fold_ids.size),
+        "layers": list(feats),
+        "feature_names": feature_names(list(feats)),
+        "pair_feature_dim": int(pair_x.shape[1]),
+        "C": cfg.C,
+        "protocol": protocol,
+        **result.summary(),
+        "notes": notes,
+        "features": feature_info,
+        "files": files,
+        "config": asdict(cfg),
+    }
+    write_json(files["results"], results)
+    return results
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """A readable summary of a results dict (what the CLI prints without --json)."""
+    lines = [
+        f"aslan  {results['n_pairs']} pairs, {results['n_folds']} folds, {results['n_videos']} videos, "
+        f"layers {','.join(results['layers'])} ({results['pair_feature_dim']}-d pair features), C={results['C']:g}",
+        f"  accuracy {100 * results['accuracy_mean']:.2f} +- {100 * results['accuracy_std_error']:.2f} %   "
+        f"AUC {100 * results['auc']:.2f} %  (mean of fold AUCs "
+        + ("n/a" if results["auc_fold_mean"] is None else f"{100 * results['auc_fold_mean']:.2f} %") + ")",
+        "  per fold: " + " ".join(f"{100 * a:.1f}" for a in results["fold_accuracies"]),
+    ]
+    lines += [f"  note: {n}" for n in results["notes"]]
+    lines += [f"  {name}: {path}" for name, path in results["files"].items()]
+    return "\n".join(lines)
