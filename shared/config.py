@@ -100,6 +100,7 @@ class FinetuneConfig:
     weight_decay: float = _opt(5e-4, "SGD weight decay (paper silent; VCOP's 5e-4).")
     lr_schedule: str = _opt("cosine", "Learning-rate schedule (paper silent): cosine per step, plateau (VCOP), constant.", choices=LR_SCHEDULES)
     dropout: float = _opt(0.5, "Dropout before the classifier (paper silent; VCOP's 0.5).")
+    no_flip: bool = _opt(False, "No horizontal flips (for labels that depend on left/right, e.g. the synthetic set).")
     clip_grad: float = _opt(0.0, "Clip the gradient norm to this value; 0 disables.")
     val_videos: Optional[int] = _opt(None, "Held-out train videos for model selection (default 800 UCF101, 400 HMDB51, else 10%).")
     train_per_class: Optional[int] = _opt(None, "Train on this many labelled videos per class, drawn by seed (default: all).")

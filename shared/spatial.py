@@ -169,7 +169,7 @@ def sample_spatial_params(labels: torch.Tensor, label_space: LabelSpace, generat
 
 
 def train_geometry_params(batch: int, in_hw: tuple[int, int], out_size: int = 112,
-                          generator: torch.Generator | None = None) -> torch.Tensor:
+                          generator: torch.Generator | None = None, flip: bool = True) -> torch.Tensor:
     """Finetuning geometry: an out_size square at a random integer offset, horizontally flipped with p = 0.5.
 
     The store already holds frames at the training resolution (128x171), so there is no resize.
@@ -179,6 +179,8 @@ def train_geometry_params(batch: int, in_hw: tuple[int, int], out_size: int = 11
         in_hw: (H, W) of the stored frames.
         out_size: crop side.
         generator: CPU torch.Generator for offsets and flips (None: the global one).
+        flip: False never flips (labels that depend on left/right, e.g. the synthetic set's directions); the
+            random draws are the same either way, so crops do not change with it.
     Returns: float64 (B, 3, 3) output -> source homographies (pixel-exact: no interpolation happens).
     """
     h, w = in_hw
@@ -187,7 +189,7 @@ def train_geometry_params(batch: int, in_hw: tuple[int, int], out_size: int = 11
     draw = torch.rand(batch, 3, generator=generator, dtype=torch.float64)
     x0 = torch.floor(draw[:, 0] * (w - out_size + 1))
     y0 = torch.floor(draw[:, 1] * (h - out_size + 1))
-    flip = draw[:, 2] < 0.5
+    flip = (draw[:, 2] < 0.5) & flip
     m = torch.zeros(batch, 3, 3, dtype=torch.float64)
     m[:, 0, 0] = torch.where(flip, -1.0, 1.0)
     m[:, 0, 2] = torch.where(flip, x0 + out_size, x0)
@@ -363,15 +365,16 @@ def pretext_batch(clips: torch.Tensor, spatial_labels: torch.Tensor, label_space
     return _warp(clips, h, out_size, normalise=True)
 
 
-def finetune_batch(clips: torch.Tensor, generator: torch.Generator | None, out_size: int = 112) -> torch.Tensor:
-    """Finetuning input: random crop + horizontal flip + normalise.
+def finetune_batch(clips: torch.Tensor, generator: torch.Generator | None, out_size: int = 112,
+                   flip: bool = True) -> torch.Tensor:
+    """Finetuning input: random crop + horizontal flip (unless flip is False) + normalise.
 
     Args:
         clips: uint8 (B, T, H, W, 3) on any device.
         generator: CPU torch.Generator for crops and flips.
     Returns: float32 (B, 3, T, out_size, out_size) on the clips' device.
     """
-    h = train_geometry_params(clips.shape[0], tuple(clips.shape[2:4]), out_size, generator)
+    h = train_geometry_params(clips.shape[0], tuple(clips.shape[2:4]), out_size, generator, flip)
     return _warp(clips, h, out_size, normalise=True)
 
 

@@ -256,6 +256,16 @@ def test_train_geometry_is_an_exact_crop_or_flipped_crop():
     assert set(offsets[:, 1].long().tolist()) == set(range(11))  # every row offset 0..H-out occurs
 
 
+def test_train_geometry_without_flip_keeps_the_crops_and_never_flips():
+    with_flip = S.train_geometry_params(64, (30, 41), 20, torch.Generator().manual_seed(5))
+    without = S.train_geometry_params(64, (30, 41), 20, torch.Generator().manual_seed(5), flip=False)
+    assert bool((with_flip[:, 0, 0] < 0).any()) and bool((without[:, 0, 0] > 0).all())
+    flipped = with_flip[:, 0, 0] < 0
+    # Same draws: a flipped crop's right edge is the unflipped crop's left edge + out_size.
+    assert torch.equal(torch.where(flipped, with_flip[:, 0, 2] - 20, with_flip[:, 0, 2]), without[:, 0, 2])
+    assert torch.equal(with_flip[:, 1, 2], without[:, 1, 2])
+
+
 def test_eval_batch_is_the_normalised_centre_crop():
     clips = random_clips(b=2, t=3, h=128, w=171)
     out = S.eval_batch(clips, 112)

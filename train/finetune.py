@@ -29,18 +29,18 @@ class ClassificationTask:
     """Finetuning batches (random crop + flip; validation: centre crop) and cross-entropy on the action labels.
 
     Args:
-        clip_size: crop side. device: where batches go.
+        clip_size: crop side. device: where batches go. flip: random horizontal flips in training.
     """
 
     metric_names = ("acc",)
 
-    def __init__(self, clip_size: int, device: torch.device):
-        self.size, self.device = clip_size, device
+    def __init__(self, clip_size: int, device: torch.device, flip: bool = True):
+        self.size, self.device, self.flip = clip_size, device, flip
 
     def inputs(self, batch, generator: torch.Generator | None):
         """batch: (uint8 clips (B,T,H,W,3), labels (B,), ...)."""
         clips, labels = batch[0].to(self.device, non_blocking=True), batch[1]
-        x = finetune_batch(clips, generator, self.size) if generator is not None else eval_batch(clips, self.size)
+        x = finetune_batch(clips, generator, self.size, self.flip) if generator is not None else eval_batch(clips, self.size)
         return x, labels.to(self.device, non_blocking=True)
 
     def loss(self, outputs, targets):
@@ -116,7 +116,7 @@ def _finetune(config: FinetuneConfig, info: DistInfo) -> RunResult:
             raise ValueError(f"--init {config.init}: backbone weights do not match (missing {missing[:5]}, unexpected {unexpected[:5]})")
     groups = [{"params": list(model.backbone.parameters()), "lr": config.lr * config.backbone_lr_mult},
               {"params": list(model.head.parameters()), "lr": config.lr}]
-    task = ClassificationTask(config.clip_size, info.device)
+    task = ClassificationTask(config.clip_size, info.device, flip=not config.no_flip)
     # Two instances: validation stays at epoch 0 (one fixed clip per video) while training moves on.
     train = TrainClips(store, config.dataset, config.split, "train", clip_len=config.clip_len, seed=config.seed)
     val = TrainClips(store, config.dataset, config.split, "train", clip_len=config.clip_len, seed=config.seed)
