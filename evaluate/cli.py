@@ -174,3 +174,7 @@ def gradcam(ckpt, video, store, dataset, key, index, target, start, size, fps, d
     cfg = GradcamConfig(ckpt=ckpt, video=video, store=store, dataset=dataset, key=key, index=index, target=target,
                         start=start, size=size, device=device, out=out, fps=fps)
     _run(run_gradcam, cfg, as_json, format_table)
+
+
+if __name__ == "__main__":  # python -m v3s.evaluate.cli
+    main()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +26,15 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from v3s.shared.checkpoint import config_from_checkpoint, build_network, load_checkpoint
+from v3s.shared.checkpoint import atomic_write, build_network, config_from_checkpoint, load_checkpoint
+from v3s.shared.clips import EvalClips
 from v3s.shared.models import VideoModel, build_backbone
 from v3s.shared.spatial import eval_batch
 from v3s.shared.store import Store, VideoInfo
-from v3s.shared.temporal import clip_indices, linspace_clip_starts
+from v3s.shared.temporal import linspace_clip_starts, strided_clip_starts
 
 CACHE_VERSION = 1
 CLIP_MODES = ("linspace", "stride")
@@ -62,28 +62,6 @@ def resolve_device(requested: str = "auto") -> torch.device:
 def precision_for(device: torch.device) -> str:
     """bf16 autocast on CUDA, fp32 on the CPU (CPU bf16 convolutions are slower than fp32 on most machines)."""
     return "bf16" if device.type == "cuda" else "fp32"
-
-
-def strided_clip_starts(num_frames: int, clip_len: int = 16, stride: int = 8) -> np.ndarray:
-    """First frames of consecutive clips at a fixed stride (ASLAN: 16-frame clips, stride 8).
-
-    Every clip lies inside the video; the frames after the last full clip are not read (C3D's ASLAN protocol).
-    A video shorter than one clip gets one clip at frame 0 that repeats its last frame (`clip_indices`), so
-    every video has a feature.
-
-    Args:
-        num_frames: frames in the video (>= 1).
-        clip_len: frames per clip.
-        stride: frames between the starts of consecutive clips.
-
-    Returns:
-        int64 (n_clips,), n_clips = 1 + (num_frames - clip_len) // stride, or 1 for a short video.
-    """
-    if num_frames < 1 or clip_len < 1 or stride < 1:
-        raise ValueError(f"need num_frames, clip_len and stride >= 1, got {num_frames}, {clip_len}, {stride}")
-    if num_frames < clip_len:
-        return np.zeros(1, dtype=np.int64)
-    return np.arange(0, num_frames - clip_len + 1, stride, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -124,28 +102,27 @@ class ClipSpec:
         return {"mode": self.mode, "clip_len": self.clip_len, "crop": self.crop, "stride": self.stride}
 
 
-class ClipDataset(Dataset):
-    """Every (video, clip start) of a list of videos, in video order; items are uint8 clips.
+class ClipDataset(EvalClips):
+    """Every (video, clip start) of `spec` for a list of videos, in video order: `EvalClips` with the spec's starts.
+
+    Items are (uint8 clip (clip_len, H, W, 3), video row); a spec in "linspace" mode reads exactly the clips of
+    the finetuning validation (`EvalClips` with its default starts).
 
     Args:
         store: the frame store.
-        videos: the videos, in the order of the output rows.
+        videos: the videos (all of one dataset), in the order of the output rows.
         spec: which clips.
     """
 
     def __init__(self, store: Store, videos: Sequence[VideoInfo], spec: ClipSpec) -> None:
-        self.store, self.spec = store, spec
-        self.videos = list(videos)
-        self.items = [(i, int(s)) for i, v in enumerate(self.videos) for s in spec.starts(v.num_frames)]
-
-    def __len__(self) -> int:
-        return len(self.items)
+        super().__init__(store, videos[0].dataset, None, None, clip_len=spec.clip_len, videos=videos,
+                         starts=spec.starts)
+        self.spec = spec
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         """Returns (uint8 clip (clip_len, H, W, 3), video row)."""
-        v, start = self.items[i]
-        idx = clip_indices(self.videos[v].num_frames, start, self.spec.clip_len)
-        return torch.from_numpy(self.store.read_frames(self.videos[v].key, idx)), v
+        clip, _, row = super().__getitem__(i)
+        return clip, row
 
 
 @dataclass
@@ -328,19 +305,9 @@ def cache_key(parts: Mapping[str, Any]) -> str:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file so that readers see the old content or the new, never a torn file."""
+    """Write a file, and its folders, so that readers see the old content or the new, never a torn file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: f.write(data))
 
 
 def save_features(path: Path, feats: Features, meta: Mapping[str, Any]) -> None:
@@ -356,17 +323,7 @@ def save_features(path: Path, feats: Features, meta: Mapping[str, Any]) -> None:
     if feats.clip_video is not None:
         arrays["clip_video"] = feats.clip_video
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load_features(path: Path) -> Features:
@@ -548,6 +505,27 @@ def cached_features(
     elif log:
         log(f"features: extracted {len(videos)} videos (not cached)")
     return feats
+
+
+def extraction_options(cfg: Any, loaded: LoadedModel, log: Callable[[str], None] | None = None,
+                       cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Put the model on the config's device and return the `cached_features` keywords its options give.
+
+    Args:
+        cfg: a task config with device, batch_size, workers (None: `default_workers()`), cache_dir, use_cache
+            and progress (RecognitionConfig, RetrievalConfig, AslanConfig).
+        loaded: the model; moved to the device.
+        log: see `cached_features`.
+        cache_dir: used instead of cfg.cache_dir when given (retrieval's random models have no checkpoint folder).
+
+    Returns:
+        {cache_dir, use_cache, device, batch_size, workers, progress, log}.
+    """
+    device = resolve_device(cfg.device)
+    loaded.model.to(device)
+    return dict(cache_dir=cfg.cache_dir if cache_dir is None else cache_dir, use_cache=cfg.use_cache, device=device,
+                batch_size=cfg.batch_size, workers=default_workers() if cfg.workers is None else cfg.workers,
+                progress=cfg.progress, log=log)
 
 
 def open_dataset(store_path: str | os.PathLike, dataset: str, split: str | None = None) -> Store:

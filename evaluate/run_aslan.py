@@ -23,8 +23,8 @@ import numpy as np
 from v3s.data_manifest import read_pairs
 
 from .aslan import AslanResult, evaluate_folds, feature_names, pair_arrays, pair_features
-from .features import (ClipSpec, cached_features, default_workers, load_model, open_dataset, resolve_device,
-                       tap_forward, write_json)
+from .features import (ClipSpec, cached_features, extraction_options, load_model, open_dataset, tap_forward,
+                       write_json)
 from .plots import roc_png
 from .retrieval import l2_normalize_rows
 
@@ -199,13 +199,8 @@ def run_aslan(cfg: AslanConfig, log: Callable[[str], None] | None = None) -> dic
         short = sum(v.num_frames < clip_len for v in videos)
         if short:
             notes.append(f"{short} video(s) are shorter than {clip_len} frames: one clip each, last frame repeated")
-        device = resolve_device(cfg.device)
-        loaded.model.to(device)
-        extracted = cached_features(
-            loaded, tap_forward(loaded.backbone, layers), layers, store, cfg.dataset, videos, spec,
-            what={"task": "aslan"}, cache_dir=cfg.cache_dir, use_cache=cfg.use_cache, device=device,
-            batch_size=cfg.batch_size, workers=default_workers() if cfg.workers is None else cfg.workers,
-            progress=cfg.progress, log=log)
+        extracted = cached_features(loaded, tap_forward(loaded.backbone, layers), layers, store, cfg.dataset,
+                                    videos, spec, what={"task": "aslan"}, **extraction_options(cfg, loaded, log))
         feats, ids = {t: extracted.video[t] for t in layers}, needed
         model_info = loaded.describe()
         protocol = spec.key()

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .features import (ClipSpec, cached_features, default_workers, load_model, logits_forward, open_dataset,
-                       resolve_device, split_videos, write_json)
+from .features import (ClipSpec, cached_features, extraction_options, load_model, logits_forward, open_dataset,
+                       split_videos, write_json)
 from .plots import confusion_matrix_png
 from .recognition import AGGREGATION_MODES, aggregate_clips, confusion_matrix, per_class_accuracy, topk_accuracy
 
@@ -91,13 +91,10 @@ def run_recognition(cfg: RecognitionConfig, log: Callable[[str], None] | None = 
     videos = split_videos(store, cfg.dataset, cfg.split, "test")
     spec = ClipSpec("linspace", clip_len=int(loaded.config["clip_len"]), crop=int(loaded.config["clip_size"]),
                     n_clips=cfg.clips)
-    device = resolve_device(cfg.device)
-    loaded.model.to(device)
     feats = cached_features(
         loaded, logits_forward(loaded.model), ["logits"], store, cfg.dataset, videos, spec,
         what={"task": "recognition", "split": str(cfg.split), "role": "test"}, clip_taps=["logits"],
-        cache_dir=cfg.cache_dir, use_cache=cfg.use_cache, device=device, batch_size=cfg.batch_size,
-        workers=default_workers() if cfg.workers is None else cfg.workers, progress=cfg.progress, log=log)
+        **extraction_options(cfg, loaded, log))
 
     n_classes, n_videos = len(classes), len(videos)
     labels = feats.labels

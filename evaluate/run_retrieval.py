@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .features import (ClipSpec, LoadedModel, cached_features, default_workers, load_model, open_dataset,
-                       random_model, resolve_device, split_videos, tap_forward, write_json)
+from .features import (ClipSpec, LoadedModel, cached_features, extraction_options, load_model, open_dataset,
+                       random_model, split_videos, tap_forward, write_json)
 from .plots import HIT, MISS, Thumb, retrieval_grid_png, topk_curve_png
 from .retrieval import PEER_KS, nearest_neighbours, retrieval_topk
 
@@ -103,16 +103,13 @@ def run_retrieval(cfg: RetrievalConfig, log: Callable[[str], None] | None = None
     spec = ClipSpec("linspace",
                     clip_len=cfg.clip_len or int(loaded.config.get("clip_len", 16)),
                     crop=cfg.clip_size or int(loaded.config.get("clip_size", 112)), n_clips=cfg.clips)
-    device = resolve_device(cfg.device)
-    loaded.model.to(device)
     if cfg.random:
         base = RANDOM_ROOT / f"{cfg.backbone}-w{loaded.config['width']:g}-seed{cfg.seed}"
         cache_dir, default_out = cfg.cache_dir or base / "features", base / "eval"
     else:
         cache_dir, default_out = cfg.cache_dir, Path(cfg.ckpt).resolve().parent / "eval"
     forward = tap_forward(loaded.backbone, [cfg.layer])
-    common = dict(cache_dir=cache_dir, use_cache=cfg.use_cache, device=device, batch_size=cfg.batch_size,
-                  workers=default_workers() if cfg.workers is None else cfg.workers, progress=cfg.progress, log=log)
+    common = extraction_options(cfg, loaded, log, cache_dir=cache_dir)
     feats = {}
     for role, videos in (("train", gallery_videos), ("test", query_videos)):
         feats[role] = cached_features(loaded, forward, [cfg.layer], store, cfg.dataset, videos, spec,

@@ -16,3 +16,7 @@ main.add_command(extract)
 main.add_command(info)
 main.add_command(verify)
 main.add_command(synth)
+
+
+if __name__ == "__main__":  # python -m v3s.preprocess.cli
+    main()

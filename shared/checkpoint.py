@@ -21,7 +21,7 @@ import random
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, BinaryIO, Callable, Union
 
 import numpy as np
 import torch
@@ -34,17 +34,22 @@ FORMAT_VERSION = 1
 KINDS = ("v3s-pretrain", "v3s-finetune")
 
 
-def save_checkpoint(ckpt: dict, path: Union[str, Path]) -> None:
-    """Write `ckpt` to `path` atomically: a temp file in the same folder, fsync, rename, fsync the folder.
+def atomic_write(path: Union[str, Path], write: Callable[[BinaryIO], Any], sync_dir: bool = False) -> Path:
+    """Write a file so that a reader (or a run killed mid-write) sees the old file or the new one, never a torn one.
 
-    A reader (or a run killed mid-write) sees either the old file or the new one, never a torn one.
+    `write` fills a temp file in the same folder, which is flushed, fsynced and renamed over `path`; on any error
+    the temp file is removed. Checkpoints and the evaluation's feature cache and results all go through here.
+
+    Args:
+        path: the file to write; its folder must exist.
+        write: called with the open binary temp file, writes the whole content.
+        sync_dir: also fsync the folder, so that the rename itself survives a crash.
     """
     path = Path(path)
-    _check_kind(ckpt, path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -52,11 +57,20 @@ def save_checkpoint(ckpt: dict, path: Union[str, Path]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    if sync_dir:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    return path
+
+
+def save_checkpoint(ckpt: dict, path: Union[str, Path]) -> None:
+    """Write `ckpt` to `path` atomically (`atomic_write`, folder fsynced too)."""
+    path = Path(path)
+    _check_kind(ckpt, path)
+    atomic_write(path, lambda f: torch.save(ckpt, f), sync_dir=True)
 
 
 def load_checkpoint(path: Union[str, Path], kind: str | None = None, map_location: Any = "cpu") -> dict:

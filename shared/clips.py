@@ -10,7 +10,8 @@ the clips the interrupted one would have read.
 """
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from functools import partial
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -123,27 +124,32 @@ class TrainClips(_Epoched):
 class EvalClips(Dataset):
     """Test items, one per (video, clip): (uint8 clip (T, H, W, 3), class label, video index).
 
-    n_clips clips per video at `linspace_clip_starts` (the peers' protocol); average the n_clips predictions
-    of a video by its video index. Every video yields exactly n_clips items, short ones included.
+    By default n_clips clips per video at `linspace_clip_starts` (the peers' protocol), so every video yields
+    exactly n_clips items, short ones included; average a video's predictions by its video index. `starts`
+    picks other clips (e.g. `strided_clip_starts` for ASLAN). Items are in video order, then clip order.
 
     Args:
         store, dataset, split, role: which videos (`Store.videos`).
-        n_clips: clips per video.
+        n_clips: clips per video (with the default starts).
         clip_len: frames per clip.
         videos: optional subset (VideoInfo or keys) of those videos, in this order.
+        starts: maps a video's frame count to the int64 first frames of its clips (None: n_clips linspace starts).
     """
 
     def __init__(self, store: FrameSource, dataset: str, split: str | None, role: str | None, n_clips: int = 10,
-                 clip_len: int = 16, videos: Sequence[VideoInfo | str] | None = None) -> None:
+                 clip_len: int = 16, videos: Sequence[VideoInfo | str] | None = None,
+                 starts: Callable[[int], np.ndarray] | None = None) -> None:
         self.store, self.n_clips, self.clip_len = store, n_clips, clip_len
         self.videos = _select(store, dataset, split, role, videos)
-        self.starts = [linspace_clip_starts(v.num_frames, n_clips, clip_len) for v in self.videos]
+        if starts is None:
+            starts = partial(linspace_clip_starts, n_clips=n_clips, clip_len=clip_len)
+        self.items = [(vi, int(s)) for vi, v in enumerate(self.videos) for s in starts(v.num_frames)]
 
     def __len__(self) -> int:
-        return len(self.videos) * self.n_clips
+        return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
-        vi, ci = divmod(index, self.n_clips)
+        vi, start = self.items[index]
         v = self.videos[vi]
-        frames = clip_indices(v.num_frames, int(self.starts[vi][ci]), self.clip_len)
+        frames = clip_indices(v.num_frames, start, self.clip_len)
         return torch.from_numpy(self.store.read_frames(v.key, frames)), v.label, vi

@@ -29,93 +29,40 @@ def _req(help: str) -> Any:
     return field(metadata={"help": help, "cli": True, "choices": None, "required": True})
 
 
-@dataclass(frozen=True)
-class PretrainConfig:
-    """V3S pretraining: paper section 4.1.2 defaults (SGD lr 0.01, momentum 0.9, batch 32, 300 epochs, 800 val videos)."""
-
-    store: str = _req("HDF5 frame store made by `v3s-prep extract`.")
-    dataset: str = _req("Dataset name inside the store (e.g. ucf101).")
-    out: str = _req("Run directory: last.pt, best.pt, config.json, metrics.jsonl, curves.png.")
-    split: str = _opt("1", "Split id whose train list is used (paper: UCF101 split 1).")
-    backbone: str = _opt("r21d", "Backbone name (r21d, r3d, r3d18, c3d, s3dg).")
-    width: float = _opt(1.0, "Channel width multiplier of the backbone (1.0 = the paper's networks).")
-    transforms: str = _opt("all", "Label space: a preset (all, ss, sp, ss+sp, ts, tp, ts+tp, ...) or a comma list of ss,sp,ts,tp.")
-    clip_len: int = _opt(16, "Frames per clip (paper: 16).")
-    clip_size: int = _opt(112, "Side of the square crop fed to the network (paper: 112).")
-    epochs: int = _opt(300, "Epochs over the pretraining videos (paper: 300).")
-    batch_size: int = _opt(32, "Global batch size, split evenly over DDP ranks (paper: 32).")
-    lr: float = _opt(0.01, "Initial SGD learning rate (paper: 0.01; 0.005 for R3D).")
-    momentum: float = _opt(0.9, "SGD momentum (paper: 0.9).")
-    weight_decay: float = _opt(5e-4, "SGD weight decay (paper silent; VCOP's 5e-4).")
-    lr_schedule: str = _opt("cosine", "Learning-rate schedule (paper silent): cosine per step, plateau (VCOP), constant.", choices=LR_SCHEDULES)
-    dropout: float = _opt(0.5, "Dropout before the heads (paper silent; VCOP's 0.5).")
-    clip_grad: float = _opt(0.0, "Clip the gradient norm to this value; 0 disables (the paper does not clip).")
-    val_videos: int = _opt(800, "Validation videos drawn by seed from the train list (paper: 800 for UCF101).")
-    max_steps: Optional[int] = _opt(None, "Stop after this many optimiser steps (short runs on the same code path).")
-    workers: Optional[int] = _opt(None, "DataLoader worker processes per rank (default: min(8, CPU cores)).")
-    device: str = _opt("auto", "auto (CUDA when present), cpu or cuda.", choices=DEVICES)
-    precision: str = _opt("auto", "auto (bf16 on GPU, fp16 where bf16 is missing, fp32 on CPU), bf16, fp16, fp32.", choices=PRECISIONS)
-    compile: bool = _opt(False, "Wrap the model in torch.compile.")
-    channels_last: bool = _opt(False, "Use the channels_last_3d memory format.")
-    seed: int = _opt(0, "Seed of the validation draw, data order, augmentation and initialisation.")
-    ckpt_every: int = _opt(500, "Also write last.pt every this many steps (end of epoch always writes).")
-    log_every: int = _opt(20, "Steps between progress-bar and TensorBoard updates.")
-    resume: bool = _opt(False, "Continue the run in --out from its last.pt, exactly.")
-    label_space: Optional[dict] = _opt(None, "Resolved LabelSpace.to_dict() of --transforms.", cli=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "split", str(self.split))  # split ids are strings in the store ("1", not 1)
-        _check_ranges(self)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "PretrainConfig":
-        return _from_dict(cls, d)
-
-    def replace(self, **changes: Any) -> "PretrainConfig":
-        return dataclasses.replace(self, **changes)
+# Options that mean the same in both commands, defined once so that their defaults and help cannot drift apart.
+_SHARED: dict[str, dict[str, Any]] = {
+    "out": {"help": "Run directory: last.pt, best.pt, config.json, metrics.jsonl, curves.png.", "required": True},
+    "clip_len": {"default": 16, "help": "Frames per clip (paper: 16)."},
+    "momentum": {"default": 0.9, "help": "SGD momentum (paper: 0.9)."},
+    "weight_decay": {"default": 5e-4, "help": "SGD weight decay (paper silent; VCOP's 5e-4)."},
+    "lr_schedule": {"default": "cosine", "choices": LR_SCHEDULES,
+                    "help": "Learning-rate schedule (paper silent): cosine per step, plateau (VCOP), constant."},
+    "max_steps": {"default": None, "help": "Stop after this many optimiser steps (short runs on the same code path)."},
+    "workers": {"default": None, "help": "DataLoader worker processes per rank (default: min(8, CPU cores))."},
+    "device": {"default": "auto", "choices": DEVICES, "help": "auto (CUDA when present), cpu or cuda."},
+    "precision": {"default": "auto", "choices": PRECISIONS,
+                  "help": "auto (bf16 on GPU, fp16 where bf16 is missing, fp32 on CPU), bf16, fp16, fp32."},
+    "compile": {"default": False, "help": "Wrap the model in torch.compile."},
+    "channels_last": {"default": False, "help": "Use the channels_last_3d memory format."},
+    "ckpt_every": {"default": 500, "help": "Also write last.pt every this many steps (end of epoch always writes)."},
+    "log_every": {"default": 20, "help": "Steps between progress-bar and TensorBoard updates."},
+    "resume": {"default": False, "help": "Continue the run in --out from its last.pt, exactly."},
+}
 
 
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """Supervised finetuning for action recognition: paper section 4.3 (lr 0.001, momentum 0.9, batch 8, crop 112, flip)."""
+def _shared(name: str) -> Any:
+    """A fresh field for an option that both commands have (see `_SHARED`)."""
+    spec = dict(_SHARED[name])
+    return _req(spec["help"]) if spec.pop("required", False) else _opt(**spec)
 
-    store: str = _req("HDF5 frame store made by `v3s-prep extract` (frames resized to 128x171 = the paper's resize).")
-    dataset: str = _req("Dataset name inside the store (ucf101, hmdb51, ...).")
-    out: str = _req("Run directory: last.pt, best.pt, config.json, metrics.jsonl, curves.png.")
-    split: str = _opt("1", "Split id: its train list is trained on (minus validation videos).")
-    init: Optional[str] = _opt(None, "Pretraining checkpoint (RUN_DIR/best.pt) whose backbone initialises the model.")
-    scratch: bool = _opt(False, "Random initialisation (the 'Random' rows of paper Table 2) instead of --init.")
-    backbone: Optional[str] = _opt(None, "Backbone name; with --scratch only (with --init it comes from the checkpoint).")
-    width: Optional[float] = _opt(None, "Backbone width; with --scratch only (default 1.0).")
-    clip_len: int = _opt(16, "Frames per clip (paper: 16).")
-    clip_size: int = _opt(112, "Side of the random crop (paper: 112).")
-    epochs: int = _opt(160, "Finetuning epochs (paper: stops after 160).")
-    batch_size: int = _opt(8, "Global batch size, split evenly over DDP ranks (paper: 8).")
-    lr: float = _opt(0.001, "Initial SGD learning rate (paper: 0.001 for C3D, R3D, R(2+1)D).")
-    backbone_lr_mult: float = _opt(1.0, "Backbone learning rate = lr x this (1.0: the paper's uniform rate).")
-    momentum: float = _opt(0.9, "SGD momentum (paper: 0.9).")
-    weight_decay: float = _opt(5e-4, "SGD weight decay (paper silent; VCOP's 5e-4).")
-    lr_schedule: str = _opt("cosine", "Learning-rate schedule (paper silent): cosine per step, plateau (VCOP), constant.", choices=LR_SCHEDULES)
-    dropout: float = _opt(0.5, "Dropout before the classifier (paper silent; VCOP's 0.5).")
-    no_flip: bool = _opt(False, "No horizontal flips (for labels that depend on left/right, e.g. the synthetic set).")
-    clip_grad: float = _opt(0.0, "Clip the gradient norm to this value; 0 disables.")
-    val_videos: Optional[int] = _opt(None, "Held-out train videos for model selection (default 800 UCF101, 400 HMDB51, else 10%).")
-    train_per_class: Optional[int] = _opt(None, "Train on this many labelled videos per class, drawn by seed (default: all).")
-    max_steps: Optional[int] = _opt(None, "Stop after this many optimiser steps (short runs on the same code path).")
-    workers: Optional[int] = _opt(None, "DataLoader worker processes per rank (default: min(8, CPU cores)).")
-    device: str = _opt("auto", "auto (CUDA when present), cpu or cuda.", choices=DEVICES)
-    precision: str = _opt("auto", "auto (bf16 on GPU, fp16 where bf16 is missing, fp32 on CPU), bf16, fp16, fp32.", choices=PRECISIONS)
-    compile: bool = _opt(False, "Wrap the model in torch.compile.")
-    channels_last: bool = _opt(False, "Use the channels_last_3d memory format.")
-    seed: int = _opt(0, "Seed of the validation and subset draws, data order, augmentation and head initialisation.")
-    ckpt_every: int = _opt(500, "Also write last.pt every this many steps (end of epoch always writes).")
-    log_every: int = _opt(20, "Steps between progress-bar and TensorBoard updates.")
-    resume: bool = _opt(False, "Continue the run in --out from its last.pt, exactly.")
-    n_classes: Optional[int] = _opt(None, "Resolved number of classes.", cli=False)
-    classes: Optional[tuple] = _opt(None, "Resolved class names, in label order.", cli=False)
+
+class _RunConfig:
+    """What both configs do with their fields: normalise and check them, and round-trip through a plain dict.
+
+    Fields listed in `_tuples` are tuples in the config and lists in its dict (config.json, checkpoints).
+    """
+
+    _tuples: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "split", str(self.split))  # split ids are strings in the store ("1", not 1)
@@ -123,19 +70,98 @@ class FinetuneConfig:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        if d["classes"] is not None:
-            d["classes"] = list(d["classes"])
+        for name in self._tuples:
+            if d[name] is not None:
+                d[name] = list(d[name])
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FinetuneConfig":
+    def from_dict(cls, d: dict) -> Any:
         d = dict(d)
-        if d.get("classes") is not None:
-            d["classes"] = tuple(d["classes"])
+        for name in cls._tuples:
+            if d.get(name) is not None:
+                d[name] = tuple(d[name])
         return _from_dict(cls, d)
 
-    def replace(self, **changes: Any) -> "FinetuneConfig":
+    def replace(self, **changes: Any) -> Any:
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class PretrainConfig(_RunConfig):
+    """V3S pretraining: paper section 4.1.2 defaults (SGD lr 0.01, momentum 0.9, batch 32, 300 epochs, 800 val videos)."""
+
+    store: str = _req("HDF5 frame store made by `v3s-prep extract`.")
+    dataset: str = _req("Dataset name inside the store (e.g. ucf101).")
+    out: str = _shared("out")
+    split: str = _opt("1", "Split id whose train list is used (paper: UCF101 split 1).")
+    backbone: str = _opt("r21d", "Backbone name (r21d, r3d, r3d18, c3d, s3dg).")
+    width: float = _opt(1.0, "Channel width multiplier of the backbone (1.0 = the paper's networks).")
+    transforms: str = _opt("all", "Label space: a preset (all, ss, sp, ss+sp, ts, tp, ts+tp, ...) or a comma list of ss,sp,ts,tp.")
+    clip_len: int = _shared("clip_len")
+    clip_size: int = _opt(112, "Side of the square crop fed to the network (paper: 112).")
+    epochs: int = _opt(300, "Epochs over the pretraining videos (paper: 300).")
+    batch_size: int = _opt(32, "Global batch size, split evenly over DDP ranks (paper: 32).")
+    lr: float = _opt(0.01, "Initial SGD learning rate (paper: 0.01; 0.005 for R3D).")
+    momentum: float = _shared("momentum")
+    weight_decay: float = _shared("weight_decay")
+    lr_schedule: str = _shared("lr_schedule")
+    dropout: float = _opt(0.5, "Dropout before the heads (paper silent; VCOP's 0.5).")
+    clip_grad: float = _opt(0.0, "Clip the gradient norm to this value; 0 disables (the paper does not clip).")
+    val_videos: int = _opt(800, "Validation videos drawn by seed from the train list (paper: 800 for UCF101).")
+    max_steps: Optional[int] = _shared("max_steps")
+    workers: Optional[int] = _shared("workers")
+    device: str = _shared("device")
+    precision: str = _shared("precision")
+    compile: bool = _shared("compile")
+    channels_last: bool = _shared("channels_last")
+    seed: int = _opt(0, "Seed of the validation draw, data order, augmentation and initialisation.")
+    ckpt_every: int = _shared("ckpt_every")
+    log_every: int = _shared("log_every")
+    resume: bool = _shared("resume")
+    label_space: Optional[dict] = _opt(None, "Resolved LabelSpace.to_dict() of --transforms.", cli=False)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(_RunConfig):
+    """Supervised finetuning for action recognition: paper section 4.3 (lr 0.001, momentum 0.9, batch 8, crop 112, flip)."""
+
+    store: str = _req("HDF5 frame store made by `v3s-prep extract` (frames resized to 128x171 = the paper's resize).")
+    dataset: str = _req("Dataset name inside the store (ucf101, hmdb51, ...).")
+    out: str = _shared("out")
+    split: str = _opt("1", "Split id: its train list is trained on (minus validation videos).")
+    init: Optional[str] = _opt(None, "Pretraining checkpoint (RUN_DIR/best.pt) whose backbone initialises the model.")
+    scratch: bool = _opt(False, "Random initialisation (the 'Random' rows of paper Table 2) instead of --init.")
+    backbone: Optional[str] = _opt(None, "Backbone name; with --scratch only (with --init it comes from the checkpoint).")
+    width: Optional[float] = _opt(None, "Backbone width; with --scratch only (default 1.0).")
+    clip_len: int = _shared("clip_len")
+    clip_size: int = _opt(112, "Side of the random crop (paper: 112).")
+    epochs: int = _opt(160, "Finetuning epochs (paper: stops after 160).")
+    batch_size: int = _opt(8, "Global batch size, split evenly over DDP ranks (paper: 8).")
+    lr: float = _opt(0.001, "Initial SGD learning rate (paper: 0.001 for C3D, R3D, R(2+1)D).")
+    backbone_lr_mult: float = _opt(1.0, "Backbone learning rate = lr x this (1.0: the paper's uniform rate).")
+    momentum: float = _shared("momentum")
+    weight_decay: float = _shared("weight_decay")
+    lr_schedule: str = _shared("lr_schedule")
+    dropout: float = _opt(0.5, "Dropout before the classifier (paper silent; VCOP's 0.5).")
+    no_flip: bool = _opt(False, "No horizontal flips (for labels that depend on left/right, e.g. the synthetic set).")
+    clip_grad: float = _opt(0.0, "Clip the gradient norm to this value; 0 disables.")
+    val_videos: Optional[int] = _opt(None, "Held-out train videos for model selection (default 800 UCF101, 400 HMDB51, else 10%).")
+    train_per_class: Optional[int] = _opt(None, "Train on this many labelled videos per class, drawn by seed (default: all).")
+    max_steps: Optional[int] = _shared("max_steps")
+    workers: Optional[int] = _shared("workers")
+    device: str = _shared("device")
+    precision: str = _shared("precision")
+    compile: bool = _shared("compile")
+    channels_last: bool = _shared("channels_last")
+    seed: int = _opt(0, "Seed of the validation and subset draws, data order, augmentation and head initialisation.")
+    ckpt_every: int = _shared("ckpt_every")
+    log_every: int = _shared("log_every")
+    resume: bool = _shared("resume")
+    n_classes: Optional[int] = _opt(None, "Resolved number of classes.", cli=False)
+    classes: Optional[tuple] = _opt(None, "Resolved class names, in label order.", cli=False)
+
+    _tuples = ("classes",)
 
 
 _AT_LEAST_ONE = ("clip_len", "clip_size", "epochs", "batch_size", "val_videos", "train_per_class", "max_steps",

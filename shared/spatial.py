@@ -219,15 +219,48 @@ def sampling_coords(homographies: torch.Tensor, out_size: int, device: torch.dev
     """Source coordinates (x, y) of every output pixel centre (pixel (i, j) spans [j, j+1] x [i, i+1]).
 
     Args:
-        homographies: (B, 3, 3) output -> source maps.
+        homographies: (B, 3, 3) output -> source maps; on the CPU they are cast there and copied to a CUDA
+            `device` pinned and non_blocking (the one host-to-device copy of a training step's warp).
         out_size: output side.
+        device: where the coordinates are made (None: the homographies' device).
+        dtype: their dtype.
     Returns: (B, out_size, out_size, 2) on `device`.
     """
+    device = homographies.device if device is None else torch.device(device)
     centres = torch.arange(out_size, device=device, dtype=dtype) + 0.5
     gy, gx = torch.meshgrid(centres, centres, indexing="ij")
     pix = torch.stack([gx, gy, torch.ones_like(gx)], dim=-1).reshape(-1, 3)  # (N, 3)
-    src = pix @ homographies.to(device=device, dtype=dtype).transpose(1, 2)  # (B, N, 3)
+    src = pix @ to_device(homographies.to(dtype), device).transpose(1, 2)  # (B, N, 3)
     return (src[..., :2] / src[..., 2:]).reshape(-1, out_size, out_size, 2)
+
+
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy a small CPU tensor to a CUDA device without a host-device sync: pinned, then non_blocking.
+
+    A pageable copy (`.to(device)`, `torch.tensor(..., device=...)`) waits for the GPU every step.
+
+    Args:
+        x: any tensor; returned as is when already on `device`.
+        device: the target device.
+    """
+    if x.device == device:
+        return x
+    if x.device.type == "cpu" and device.type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True)
+    return x.to(device)
+
+
+_NORM_CONSTANTS: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _norm_constants(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(gain, bias) of `normalize`, each (3,), made once per device and dtype: building them every step from
+    Python lists would be a blocking host-device copy each time."""
+    key = (device, dtype)
+    if key not in _NORM_CONSTANTS:
+        std = torch.tensor(STD, device=device, dtype=dtype)
+        _NORM_CONSTANTS[key] = 1.0 / (255.0 * std), -torch.tensor(MEAN, device=device, dtype=dtype) / std
+    return _NORM_CONSTANTS[key]
 
 
 def source_boxes(homographies: torch.Tensor, out_size: int, in_hw: tuple[int, int]) -> torch.Tensor:
@@ -309,8 +342,7 @@ def _warp(clips: torch.Tensor, homographies: torch.Tensor, out_size: int, normal
     to_grid[:, :2, 2] = -1.0 - 2.0 * boxes[:, :2].double() / size
     grid = sampling_coords(to_grid @ homographies, out_size, device=dev, dtype=work)  # (B, out, out, 2)
     if normalise:
-        std = torch.tensor(STD, device=dev, dtype=work).view(1, 3, 1, 1)
-        gain, bias = 1.0 / (255.0 * std), -torch.tensor(MEAN, device=dev, dtype=work).view(1, 3, 1, 1) / std
+        gain, bias = (v.view(1, 3, 1, 1) for v in _norm_constants(dev, work))
     if not per_clip:
         # Frames are the batch of one grid_sample call; the frames of a clip share its grid.
         frames = frames_first.reshape(b * t, c, h, w).to(work)
@@ -345,9 +377,8 @@ def normalize(clips: torch.Tensor) -> torch.Tensor:
     """
     if clips.ndim != 5 or clips.shape[1] != 3:
         raise ValueError(f"clips must be (B, 3, T, H, W), got {tuple(clips.shape)}")
-    std = torch.tensor(STD, device=clips.device, dtype=clips.dtype).view(1, 3, 1, 1, 1)
-    mean = torch.tensor(MEAN, device=clips.device, dtype=clips.dtype).view(1, 3, 1, 1, 1)
-    return clips * (1.0 / (255.0 * std)) - mean / std
+    gain, bias = (v.view(1, 3, 1, 1, 1) for v in _norm_constants(clips.device, clips.dtype))
+    return clips * gain + bias
 
 
 def pretext_batch(clips: torch.Tensor, spatial_labels: torch.Tensor, label_space: LabelSpace,

@@ -113,3 +113,25 @@ def linspace_clip_starts(num_frames: int, n_clips: int = 10, clip_len: int = 16)
         return np.zeros(n_clips, dtype=np.int64)
     centres = np.linspace(clip_len / 2, num_frames - clip_len / 2, n_clips)
     return (centres - clip_len / 2).astype(np.int64)
+
+
+def strided_clip_starts(num_frames: int, clip_len: int = 16, stride: int = 8) -> np.ndarray:
+    """First frames of consecutive clips at a fixed stride (ASLAN: 16-frame clips, stride 8).
+
+    Every clip lies inside the video; the frames after the last full clip are not read (C3D's ASLAN protocol).
+    A video shorter than one clip gets one clip at frame 0 that repeats its last frame (`clip_indices`), so
+    every video has a feature.
+
+    Args:
+        num_frames: frames in the video (>= 1).
+        clip_len: frames per clip.
+        stride: frames between the starts of consecutive clips.
+
+    Returns:
+        int64 (n_clips,), n_clips = 1 + (num_frames - clip_len) // stride, or 1 for a short video.
+    """
+    if num_frames < 1 or clip_len < 1 or stride < 1:
+        raise ValueError(f"need num_frames, clip_len and stride >= 1, got {num_frames}, {clip_len}, {stride}")
+    if num_frames < clip_len:
+        return np.zeros(1, dtype=np.int64)
+    return np.arange(0, num_frames - clip_len + 1, stride, dtype=np.int64)

@@ -13,7 +13,7 @@ from v3s.shared import store as st
 from v3s.shared.clips import EvalClips, PretextClips, TrainClips
 from v3s.shared.labels import LabelSpace
 from v3s.shared.spatial import pretext_batch
-from v3s.shared.temporal import linspace_clip_starts
+from v3s.shared.temporal import linspace_clip_starts, strided_clip_starts
 
 H, W = 24, 32
 # rel_path -> (frames, class label, role in split "1")
@@ -145,3 +145,15 @@ def test_eval_clips_follow_the_linspace_protocol(store):
     loader = DataLoader(ds, batch_size=7, drop_last=False)
     videos = torch.cat([b[2] for b in loader])
     assert torch.equal(torch.bincount(videos), torch.full((5,), 10))  # no video or clip dropped
+
+
+def test_eval_clips_take_another_start_policy(store):
+    """`starts` replaces the linspace clips (evaluation's ASLAN stride clips); items stay in video, then clip order."""
+    ds = EvalClips(store, "toy", "1", None, clip_len=16, starts=lambda n: strided_clip_starts(n, 16, 8))
+    expected = [(vi, s) for vi, v in enumerate(ds.videos) for s in strided_clip_starts(v.num_frames, 16, 8).tolist()]
+    assert len(ds) == len(expected) == 10 + 4 + 7 + 1 + 3  # 90, 40, 70, 10 (short: one clip), 33 frames
+    for i, (vi, start) in enumerate(expected):
+        clip, label, video = ds[i]
+        n = ds.videos[vi].num_frames
+        assert video == vi and label == ds.videos[vi].label
+        assert [frame_index(f) for f in clip.numpy()] == [min(start + j, n - 1) for j in range(16)]

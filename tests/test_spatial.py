@@ -239,6 +239,25 @@ def test_cpu_equals_cuda():
                                atol=1e-4, rtol=0)
 
 
+@CUDA
+def test_training_batches_do_not_sync_the_host_with_the_gpu():
+    """After the first batch (which caches the normalisation constants) a batch's only host-to-device copy is
+    the pinned, non_blocking copy of its homographies."""
+    clips = random_clips(b=4, t=3).cuda()
+    labels = torch.tensor([0, 5, 10, 15])
+    for per_clip in (False, True):
+        S._warp(clips, S.center_crop_params(4, (40, 57), 24), 24, normalise=True, per_clip=per_clip)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        S.pretext_batch(clips, labels, LS, torch.Generator().manual_seed(1), out_size=24)
+        S.finetune_batch(clips, torch.Generator().manual_seed(1), out_size=24)
+        S.eval_batch(clips, 24)
+        S.normalize(clips.permute(0, 4, 1, 2, 3).float())
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
 # ---- finetune and test geometry ------------------------------------------------------------------------
 def test_train_geometry_is_an_exact_crop_or_flipped_crop():
     clips = random_clips(b=16, t=2, h=30, w=41)

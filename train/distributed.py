@@ -8,9 +8,12 @@ from __future__ import annotations
 import gc
 import os
 from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
 
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,23 @@ def teardown_distributed(info: DistInfo) -> None:
     gc.collect()
     if info.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def run_distributed(body: Callable[[Any, DistInfo], T], config: Any) -> T:
+    """Call body(config, info) as one rank of the torchrun process group (if any), then leave the group.
+
+    The group is left in `finally`, after body's frame (and with it the DDP wrapper and the last autograd graph)
+    is gone, as `teardown_distributed` requires.
+
+    Args:
+        body: the training function of one rank.
+        config: a PretrainConfig / FinetuneConfig; its device picks this rank's device.
+    """
+    info = init_distributed(config.device)
+    try:
+        return body(config, info)
+    finally:
+        teardown_distributed(info)
 
 
 def all_reduce_sum(values: torch.Tensor, info: DistInfo) -> torch.Tensor:

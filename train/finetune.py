@@ -18,7 +18,7 @@ from v3s.shared.spatial import eval_batch, finetune_batch
 from v3s.shared.store import VideoInfo
 
 from .data import EpochTagged, default_workers, draw_validation, open_split, seed_for
-from .distributed import DistInfo, init_distributed, teardown_distributed
+from .distributed import DistInfo, run_distributed
 from .runner import RunResult, RunSpec, fit
 
 # Model-selection videos held out of the train list (FACTS: the peers' protocol); other datasets: 10%.
@@ -70,11 +70,7 @@ def labelled_subset(videos: list[VideoInfo], positions: list[int], per_class: in
 
 def finetune(config: FinetuneConfig) -> RunResult:
     """Run (or resume) finetuning; under torchrun every rank calls this. See docs/training.md."""
-    info = init_distributed(config.device)
-    try:
-        return _finetune(config, info)
-    finally:
-        teardown_distributed(info)
+    return run_distributed(_finetune, config)
 
 
 def _resolve_backbone(config: FinetuneConfig) -> tuple[FinetuneConfig, dict | None]:

@@ -15,7 +15,7 @@ from v3s.shared.labels import PAPER_SP, PAPER_SS, PAPER_TP, PAPER_TS, PRESETS, L
 from v3s.shared.spatial import normalize, pretext_batch, sample_spatial_params, warp_clips
 
 from .data import EpochTagged, default_workers, draw_validation, open_split, seed_for
-from .distributed import DistInfo, init_distributed, teardown_distributed
+from .distributed import DistInfo, run_distributed
 from .runner import RunResult, RunSpec, fit
 
 FAMILIES = {"ss": ("ss", PAPER_SS), "sp": ("sp", PAPER_SP), "ts": ("ts", PAPER_TS), "tp": ("tp", PAPER_TP)}
@@ -75,12 +75,7 @@ class PretextTask:
 
 def pretrain(config: PretrainConfig) -> RunResult:
     """Run (or resume) V3S pretraining; under torchrun every rank calls this. See docs/training.md."""
-    info = init_distributed(config.device)
-    try:
-        return _pretrain(config, info)
-    finally:
-        # Runs after _pretrain's frame (and with it the DDP wrapper and last autograd graph) is gone.
-        teardown_distributed(info)
+    return run_distributed(_pretrain, config)
 
 
 def _pretrain(config: PretrainConfig, info: DistInfo) -> RunResult:
