@@ -129,6 +129,10 @@ def retrieval(ckpt, random_init, backbone, width, seed, store, dataset, split, l
 @main.command()
 @click.option("--pairs", required=True, type=click.Path(dir_okay=False), help="View2.mat or pairs.csv.")
 @click.option("--ckpt", type=click.Path(dir_okay=False), default=None, help="A pretrain or finetune checkpoint.")
+@click.option("--random", "random_init", is_flag=True, help="A randomly initialised backbone (the baseline row).")
+@click.option("--backbone", default=None, help="With --random: backbone name (r21d, r3d, r3d18, c3d, s3dg).")
+@click.option("--width", type=float, default=None, help="With --random: channel width multiplier [default: 1.0].")
+@click.option("--seed", default=0, show_default=True, help="With --random: initialisation seed.")
 @click.option("--features", type=click.Path(dir_okay=False), default=None,
               help="Instead of --ckpt: an .npz of per-video features (one array per layer + 'ids').")
 @click.option("--store", type=click.Path(), default=None, help="With --ckpt: frame store holding the ASLAN videos.")
@@ -138,14 +142,16 @@ def retrieval(ckpt, random_init, backbone, width, seed, store, dataset, split, l
 @click.option("--C", "C", type=float, default=1.0, show_default=True, help="Linear SVM C (same for every fold).")
 @click.option("--clip-len", type=int, default=None, help="Frames per clip [default: the checkpoint's, 16].")
 @click.option("--stride", type=int, default=None, help="Frames between clip starts [default: clip length / 2].")
+@click.option("--clip-size", type=int, default=None, help="Centre crop side [default: the checkpoint's; random: 112].")
 @_common
-def aslan(pairs, ckpt, features, store, dataset, layers, C, clip_len, stride, batch_size, workers, device, out,
-          cache_dir, no_cache, quiet, as_json) -> None:
+def aslan(pairs, ckpt, random_init, backbone, width, seed, features, store, dataset, layers, C, clip_len, stride,
+          clip_size, batch_size, workers, device, out, cache_dir, no_cache, quiet, as_json) -> None:
     """ASLAN same/not-same: 12 measures x 3 layers, fold-wise standardised linear SVM, accuracy +- SE, AUC, ROC."""
     from .run_aslan import AslanConfig, format_table, run_aslan
 
-    cfg = AslanConfig(pairs=pairs, ckpt=ckpt, features=features, store=store, dataset=dataset, layers=layers, C=C,
-                      clip_len=clip_len, stride=stride, batch_size=batch_size, workers=workers, device=device,
+    cfg = AslanConfig(pairs=pairs, ckpt=ckpt, random=random_init, backbone=backbone, width=width, seed=seed,
+                      features=features, store=store, dataset=dataset, layers=layers, C=C, clip_len=clip_len,
+                      stride=stride, clip_size=clip_size, batch_size=batch_size, workers=workers, device=device,
                       out=out, cache_dir=cache_dir, use_cache=not no_cache, progress=not quiet)
     _run(run_aslan, cfg, as_json, format_table, log=_log)
 

@@ -507,6 +507,39 @@ def cached_features(
     return feats
 
 
+def resolve_model(cfg: Any) -> LoadedModel:
+    """The checkpoint's network, or a random initialisation (cfg.random with backbone / width / seed): exactly one.
+
+    Args:
+        cfg: a task config with ckpt, random, backbone, width and seed (RetrievalConfig, AslanConfig).
+    """
+    if bool(cfg.ckpt) == cfg.random:
+        raise ValueError("give exactly one of --ckpt CHECKPOINT and --random (with --backbone, --width, --seed)")
+    if cfg.random:
+        if not cfg.backbone:
+            raise ValueError("--random needs --backbone NAME (and optionally --width, --seed)")
+        return random_model(cfg.backbone, 1.0 if cfg.width is None else cfg.width, cfg.seed)
+    loaded = load_model(cfg.ckpt)
+    for name in ("backbone", "width"):
+        given = getattr(cfg, name)
+        if given is not None and given != loaded.config[name]:
+            raise ValueError(f"--{name} {given!r} contradicts checkpoint {cfg.ckpt}'s {name} "
+                             f"{loaded.config[name]!r}; leave --{name} out with --ckpt")
+    return loaded
+
+
+# Where a random-init model's outputs go when --out / --cache-dir are not given (it has no checkpoint folder).
+RANDOM_ROOT = Path("v3s-eval-random")
+
+
+def output_dirs(cfg: Any, loaded: LoadedModel) -> tuple[str | os.PathLike | None, Path]:
+    """(feature cache folder, default results parent): beside the checkpoint, or RANDOM_ROOT/<model> for --random."""
+    if cfg.random:
+        base = RANDOM_ROOT / f"{cfg.backbone}-w{loaded.config['width']:g}-seed{cfg.seed}"
+        return cfg.cache_dir or base / "features", base / "eval"
+    return cfg.cache_dir, Path(cfg.ckpt).resolve().parent / "eval"
+
+
 def extraction_options(cfg: Any, loaded: LoadedModel, log: Callable[[str], None] | None = None,
                        cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """Put the model on the config's device and return the `cached_features` keywords its options give.

@@ -23,8 +23,8 @@ import numpy as np
 from v3s.data_manifest import read_pairs
 
 from .aslan import AslanResult, evaluate_folds, feature_names, pair_arrays, pair_features
-from .features import (ClipSpec, cached_features, extraction_options, load_model, open_dataset, tap_forward,
-                       write_json)
+from .features import (ClipSpec, cached_features, extraction_options, open_dataset, output_dirs, resolve_model,
+                       tap_forward, write_json)
 from .plots import roc_png
 from .retrieval import l2_normalize_rows
 
@@ -115,7 +115,8 @@ class AslanConfig:
 
     Attributes:
         pairs: View2.mat or pairs.csv.
-        ckpt: a checkpoint (with store); or features: a per-video .npz (see `save_video_features`).
+        ckpt: a checkpoint (with store); or random=True with backbone / width / seed (the random-init baseline,
+            with store); or features: a per-video .npz (see `save_video_features`).
         store, dataset: where the checkpoint's clips come from.
         layers: backbone taps (default pool3, pool4, pool5; with features: every array of the file).
         C: linear SVM C.
@@ -126,6 +127,10 @@ class AslanConfig:
 
     pairs: str
     ckpt: str | None = None
+    random: bool = False
+    backbone: str | None = None
+    width: float | None = None
+    seed: int = 0
     features: str | None = None
     store: str | None = None
     dataset: str = "aslan"
@@ -155,8 +160,9 @@ def run_aslan(cfg: AslanConfig, log: Callable[[str], None] | None = None) -> dic
     Returns:
         the results dict (also written as results.json).
     """
-    if bool(cfg.ckpt) == bool(cfg.features):
-        raise ValueError("give exactly one of --ckpt CHECKPOINT (with --store) and --features NPZ")
+    if (bool(cfg.ckpt) or cfg.random) == bool(cfg.features):
+        raise ValueError("give exactly one of --ckpt CHECKPOINT (with --store), --random (with --backbone, --store) "
+                         "and --features NPZ")
     pairs = read_pairs(cfg.pairs)
     if not pairs:
         raise ValueError(f"pairs file {cfg.pairs} holds no pairs")
@@ -175,8 +181,8 @@ def run_aslan(cfg: AslanConfig, log: Callable[[str], None] | None = None) -> dic
         out = Path(cfg.out) if cfg.out else Path(cfg.features).resolve().parent / f"aslan-{Path(cfg.features).stem}"
     else:
         if not cfg.store:
-            raise ValueError("--ckpt needs --store STORE (the frame store holding the ASLAN videos)")
-        loaded = load_model(cfg.ckpt)
+            raise ValueError("--ckpt / --random need --store STORE (the frame store holding the ASLAN videos)")
+        loaded = resolve_model(cfg)
         layers = list(cfg.layers or DEFAULT_LAYERS)
         bad = [t for t in layers if t not in loaded.backbone.tap_names]
         if bad:
@@ -199,13 +205,14 @@ def run_aslan(cfg: AslanConfig, log: Callable[[str], None] | None = None) -> dic
         short = sum(v.num_frames < clip_len for v in videos)
         if short:
             notes.append(f"{short} video(s) are shorter than {clip_len} frames: one clip each, last frame repeated")
-        extracted = cached_features(loaded, tap_forward(loaded.backbone, layers), layers, store, cfg.dataset,
-                                    videos, spec, what={"task": "aslan"}, **extraction_options(cfg, loaded, log))
+        cache_dir, default_out = output_dirs(cfg, loaded)
+        extracted = cached_features(loaded, tap_forward(loaded.backbone, layers), layers, store, cfg.dataset, videos,
+                                    spec, what={"task": "aslan"}, **extraction_options(cfg, loaded, log, cache_dir))
         feats, ids = {t: extracted.video[t] for t in layers}, needed
         model_info = loaded.describe()
         protocol = spec.key()
         feature_info = {"cache_hit": extracted.cache_hit, "path": extracted.cache_path}
-        out = Path(cfg.out) if cfg.out else Path(cfg.ckpt).resolve().parent / "eval" / f"aslan-{Path(cfg.pairs).stem}"
+        out = Path(cfg.out) if cfg.out else default_out / f"aslan-{Path(cfg.pairs).stem}"
 
     result, pair_x = aslan_from_features(feats, ids, pairs, C=cfg.C, negative=cfg.negative,
                                          last_four_norm=cfg.last_four_norm)
@@ -213,7 +220,7 @@ def run_aslan(cfg: AslanConfig, log: Callable[[str], None] | None = None) -> dic
     files = {"results": out / "results.json",
              "roc": roc_png(*result.roc, result.auc, out / "roc.png",
                             title=f"ASLAN: {100 * result.mean:.2f} +- {100 * result.std_error:.2f} % accuracy")}
-    if cfg.ckpt:
+    if not cfg.features:
         files["video_features"] = save_video_features(out / "video_features.npz", feats, ids)
     results = {
         "task": "aslan",

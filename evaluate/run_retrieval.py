@@ -16,14 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from .features import (ClipSpec, LoadedModel, cached_features, extraction_options, load_model, open_dataset,
-                       random_model, split_videos, tap_forward, write_json)
+from .features import (ClipSpec, cached_features, extraction_options, open_dataset, output_dirs, resolve_model,
+                       split_videos, tap_forward, write_json)
 from .plots import HIT, MISS, Thumb, retrieval_grid_png, topk_curve_png
 from .retrieval import PEER_KS, nearest_neighbours, retrieval_topk
 
 LAYERS = ("conv5", "pool")
-# Where a random-init model's outputs go when --out / --cache-dir are not given (it has no checkpoint folder).
-RANDOM_ROOT = Path("v3s-eval-random")
 
 
 @dataclass(frozen=True)
@@ -65,23 +63,6 @@ class RetrievalConfig:
     progress: bool = True
 
 
-def resolve_model(cfg: RetrievalConfig) -> LoadedModel:
-    """The checkpoint's network, or a random initialisation for --random (exactly one of the two)."""
-    if bool(cfg.ckpt) == cfg.random:
-        raise ValueError("give exactly one of --ckpt CHECKPOINT and --random (with --backbone, --width, --seed)")
-    if cfg.random:
-        if not cfg.backbone:
-            raise ValueError("--random needs --backbone NAME (and optionally --width, --seed)")
-        return random_model(cfg.backbone, 1.0 if cfg.width is None else cfg.width, cfg.seed)
-    loaded = load_model(cfg.ckpt)
-    for name in ("backbone", "width"):
-        given = getattr(cfg, name)
-        if given is not None and given != loaded.config[name]:
-            raise ValueError(f"--{name} {given!r} contradicts checkpoint {cfg.ckpt}'s {name} "
-                             f"{loaded.config[name]!r}; leave --{name} out with --ckpt")
-    return loaded
-
-
 def run_retrieval(cfg: RetrievalConfig, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Evaluate retrieval; write results.json, topk.png and examples.png to the out folder.
 
@@ -103,11 +84,7 @@ def run_retrieval(cfg: RetrievalConfig, log: Callable[[str], None] | None = None
     spec = ClipSpec("linspace",
                     clip_len=cfg.clip_len or int(loaded.config.get("clip_len", 16)),
                     crop=cfg.clip_size or int(loaded.config.get("clip_size", 112)), n_clips=cfg.clips)
-    if cfg.random:
-        base = RANDOM_ROOT / f"{cfg.backbone}-w{loaded.config['width']:g}-seed{cfg.seed}"
-        cache_dir, default_out = cfg.cache_dir or base / "features", base / "eval"
-    else:
-        cache_dir, default_out = cfg.cache_dir, Path(cfg.ckpt).resolve().parent / "eval"
+    cache_dir, default_out = output_dirs(cfg, loaded)
     forward = tap_forward(loaded.backbone, [cfg.layer])
     common = extraction_options(cfg, loaded, log, cache_dir=cache_dir)
     feats = {}

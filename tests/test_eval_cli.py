@@ -170,6 +170,21 @@ def test_aslan_end_to_end_and_from_features(ucf, aslan_store, tmp_path):
     assert r3["accuracy_mean"] == r["accuracy_mean"] and r3["auc"] == r["auc"]
 
 
+def test_aslan_random_init_baseline_is_seeded_and_cached(aslan_store, tmp_path):
+    pairs, store = aslan_store
+    base = ["aslan", "--random", "--backbone", "r3d", "--width", 0.25, "--clip-len", 8, "--clip-size", 32,
+            "--store", store, "--pairs", pairs, "--stride", 48, "--cache-dir", tmp_path / "cache"]
+    r = run_json([*base, "--out", tmp_path / "a"])
+    assert r["model"]["kind"] == "random" and r["pair_feature_dim"] == 36 and r["features"]["cache_hit"] is False
+    again = run_json([*base, "--out", tmp_path / "b"])
+    assert again["features"]["cache_hit"] is True and again["accuracy_mean"] == r["accuracy_mean"]
+    other = run_json([*base, "--seed", 1, "--out", tmp_path / "c"])
+    assert other["features"]["cache_hit"] is False
+    result = invoke(eval_main, ["aslan", "--random", "--backbone", "r3d", "--features", r["files"]["video_features"],
+                                "--pairs", pairs, "--out", tmp_path / "d"], code=2)
+    assert "exactly one" in result.output
+
+
 def test_aslan_protocol_separates_similar_from_dissimilar_pairs(aslan_store, tmp_path):
     """On features where a video resembles its class, the fold-wise SVM (never trained on the test fold's
     classes) labels unseen pairs well above chance; on pure noise it stays near chance."""
