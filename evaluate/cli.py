@@ -182,5 +182,14 @@ def gradcam(ckpt, video, store, dataset, key, index, target, start, size, fps, d
     _run(run_gradcam, cfg, as_json, format_table)
 
 
+def _add_demo() -> None:
+    from .demo import main as demo  # the whole pipeline: `v3s-eval demo` = `python -m v3s.evaluate.demo`
+
+    main.add_command(demo, name="demo")
+
+
+_add_demo()
+
+
 if __name__ == "__main__":  # python -m v3s.evaluate.cli
     main()

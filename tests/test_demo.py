@@ -1,0 +1,49 @@
+"""The main job end to end at a tiny size: every stage runs, REPORT.md has the table, a rerun reuses everything."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from v3s.evaluate.demo import DemoConfig, run_demo
+
+TINY = dict(classes=4, videos_per_class=6, aslan_classes=20, aslan_videos_per_class=3, aslan_pairs_per_fold=4,
+            store_size="48x64", width=0.125, clip_len=8, clip_size=32, pretrain_steps=4, pretrain_batch=4,
+            pretrain_val_videos=4, train_per_class=2, finetune_steps=3, finetune_batch=4, finetune_val_videos=2,
+            seeds=(0,), jobs=2, workers=0)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    t0 = time.perf_counter()
+    results = run_demo(DemoConfig(out=str(out), **TINY), log=lambda line: None)
+    return out, results, time.perf_counter() - t0
+
+
+def test_every_stage_ran_and_the_report_has_the_table(demo):
+    out, results, _ = demo
+    report = (out / "REPORT.md").read_text()
+    for row in ("pretext accuracy, spatial head", "pretext accuracy, temporal head", "finetune top-1, seed 0",
+                "retrieval top-1", "ASLAN-style accuracy", "## Checks"):
+        assert row in report
+    assert json.loads((out / "results.json").read_text())["finetune_gain_mean"] == results["finetune_gain_mean"]
+    top1 = results["finetune_top1"]
+    assert set(top1) == {"v3s", "random"} and all(0 <= v <= 1 for arm in top1.values() for v in arm.values())
+    checks = results["checks"]
+    assert checks["n_videos"] == TINY["pretrain_val_videos"] and checks["backbone_tensors"] > 0
+    assert -1 <= checks["feature_cosine_vs_random"] <= 1
+    for name, path in results["files"].items():
+        assert (out / path).is_file() or __import__("pathlib").Path(path).is_file(), name
+
+
+def test_a_rerun_reuses_finished_work(demo):
+    out, first, seconds = demo
+    t0 = time.perf_counter()
+    again = run_demo(DemoConfig(out=str(out), **TINY), log=lambda line: None)
+    rerun = time.perf_counter() - t0
+    assert again["finetune_top1"] == first["finetune_top1"] and again["aslan"] == first["aslan"]
+    assert again["pretext"]["step"] == TINY["pretrain_steps"]
+    # Nothing is decoded, trained or extracted again: a fraction of the first run (generous for noisy machines).
+    assert rerun < max(0.5 * seconds, 5.0), (rerun, seconds)
