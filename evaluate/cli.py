@@ -103,6 +103,8 @@ def recognition(ckpt, store, dataset, split, clips, average, batch_size, workers
 @click.option("--backbone", default=None, help="With --random: backbone name (r21d, r3d, r3d18, c3d, s3dg).")
 @click.option("--width", type=float, default=None, help="With --random: channel width multiplier [default: 1.0].")
 @click.option("--seed", default=0, show_default=True, help="With --random: initialisation seed.")
+@click.option("--input-mode", type=click.Choice(["rgb", "diff"]), default="rgb", show_default=True,
+              help="With --random: network input (frames, or differences of consecutive frames).")
 @click.option("--store", required=True, type=click.Path(), help="Frame store holding the dataset.")
 @click.option("--dataset", required=True, help="Dataset name in the store (e.g. ucf101).")
 @click.option("--split", default="1", show_default=True, help="Split id: test videos query its train videos.")
@@ -114,13 +116,13 @@ def recognition(ckpt, store, dataset, split, clips, average, batch_size, workers
 @click.option("--clip-size", type=int, default=None, help="Centre crop side [default: the checkpoint's; random: 112].")
 @click.option("--examples", default=8, show_default=True, help="Example queries drawn in examples.png.")
 @_common
-def retrieval(ckpt, random_init, backbone, width, seed, store, dataset, split, layer, ks, clips, clip_len, clip_size,
+def retrieval(ckpt, random_init, backbone, width, seed, input_mode, store, dataset, split, layer, ks, clips, clip_len, clip_size,
               examples, batch_size, workers, device, out, cache_dir, no_cache, quiet, as_json) -> None:
     """Video retrieval (VCOP/PRP protocol): test videos query train videos, top-k hit rate, examples grid."""
     from .run_retrieval import RetrievalConfig, format_table, run_retrieval
 
     cfg = RetrievalConfig(store=store, dataset=dataset, split=split, ckpt=ckpt, random=random_init, backbone=backbone,
-                          width=width, seed=seed, layer=layer, ks=ks, clips=clips, clip_len=clip_len,
+                          width=width, seed=seed, input_mode=input_mode, layer=layer, ks=ks, clips=clips, clip_len=clip_len,
                           clip_size=clip_size, examples=examples, batch_size=batch_size, workers=workers,
                           device=device, out=out, cache_dir=cache_dir, use_cache=not no_cache, progress=not quiet)
     _run(run_retrieval, cfg, as_json, format_table, log=_log)
@@ -133,6 +135,8 @@ def retrieval(ckpt, random_init, backbone, width, seed, store, dataset, split, l
 @click.option("--backbone", default=None, help="With --random: backbone name (r21d, r3d, r3d18, c3d, s3dg).")
 @click.option("--width", type=float, default=None, help="With --random: channel width multiplier [default: 1.0].")
 @click.option("--seed", default=0, show_default=True, help="With --random: initialisation seed.")
+@click.option("--input-mode", type=click.Choice(["rgb", "diff"]), default="rgb", show_default=True,
+              help="With --random: network input (frames, or differences of consecutive frames).")
 @click.option("--features", type=click.Path(dir_okay=False), default=None,
               help="Instead of --ckpt: an .npz of per-video features (one array per layer + 'ids').")
 @click.option("--store", type=click.Path(), default=None, help="With --ckpt: frame store holding the ASLAN videos.")
@@ -144,13 +148,13 @@ def retrieval(ckpt, random_init, backbone, width, seed, store, dataset, split, l
 @click.option("--stride", type=int, default=None, help="Frames between clip starts [default: clip length / 2].")
 @click.option("--clip-size", type=int, default=None, help="Centre crop side [default: the checkpoint's; random: 112].")
 @_common
-def aslan(pairs, ckpt, random_init, backbone, width, seed, features, store, dataset, layers, C, clip_len, stride,
+def aslan(pairs, ckpt, random_init, backbone, width, seed, input_mode, features, store, dataset, layers, C, clip_len, stride,
           clip_size, batch_size, workers, device, out, cache_dir, no_cache, quiet, as_json) -> None:
     """ASLAN same/not-same: 12 measures x 3 layers, fold-wise standardised linear SVM, accuracy +- SE, AUC, ROC."""
     from .run_aslan import AslanConfig, format_table, run_aslan
 
     cfg = AslanConfig(pairs=pairs, ckpt=ckpt, random=random_init, backbone=backbone, width=width, seed=seed,
-                      features=features, store=store, dataset=dataset, layers=layers, C=C, clip_len=clip_len,
+                      input_mode=input_mode, features=features, store=store, dataset=dataset, layers=layers, C=C, clip_len=clip_len,
                       stride=stride, clip_size=clip_size, batch_size=batch_size, workers=workers, device=device,
                       out=out, cache_dir=cache_dir, use_cache=not no_cache, progress=not quiet)
     _run(run_aslan, cfg, as_json, format_table, log=_log)

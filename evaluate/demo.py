@@ -43,6 +43,8 @@ class DemoConfig:
         aslan_classes, aslan_videos_per_class, aslan_pairs_per_fold: the ASLAN-style set of unseen motion classes.
         store_size: HEIGHTxWIDTH of the stored frames (the synthetic videos are 128x172; ffmpeg scales them).
         backbone, width: the network (R(2+1)D as in the paper's ablations, width-reduced for 2 CPU cores).
+        input_mode: "diff" feeds differences of consecutive frames (TSN's RGB-difference modality) to both arms:
+            at this size an RGB-input network never left chance on the pretext (docs/demo.md).
         clip_len, clip_size: frames per clip and the side of the network's input.
         transforms: the V3S label space preset (paper Table 3's "V3S" = all four transformations).
         pretrain_steps, pretrain_batch, pretrain_lr: the fixed pretraining budget.
@@ -61,6 +63,7 @@ class DemoConfig:
     store_size: str = "64x86"
     backbone: str = "r21d"
     width: float = 0.25
+    input_mode: str = "diff"
     clip_len: int = 16
     clip_size: int = 32
     transforms: str = "all"
@@ -132,7 +135,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, A
     common = dict(store=str(store), dataset="ucf101", split="1", clip_len=cfg.clip_len, clip_size=cfg.clip_size,
                   workers=cfg.workers, log_every=50, device="auto")
     pre_dir = out / "runs" / "pretrain"
-    pre_cfg = PretrainConfig(out=str(pre_dir), backbone=cfg.backbone, width=cfg.width, transforms=cfg.transforms,
+    pre_cfg = PretrainConfig(out=str(pre_dir), backbone=cfg.backbone, width=cfg.width, input_mode=cfg.input_mode,
+                             transforms=cfg.transforms,
                              batch_size=cfg.pretrain_batch, lr=cfg.pretrain_lr, max_steps=cfg.pretrain_steps,
                              epochs=10 ** 6, val_videos=cfg.pretrain_val_videos, ckpt_every=250, **common)
     clock("pretrain", lambda: _train(pretrain, pre_cfg, pre_dir))
@@ -142,7 +146,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, A
     for seed in cfg.seeds:
         for arm in ("v3s", "random"):
             run_dir = out / "runs" / f"finetune-{arm}-seed{seed}"
-            init = dict(init=str(pre_ckpt)) if arm == "v3s" else dict(scratch=True, backbone=cfg.backbone, width=cfg.width)
+            init = (dict(init=str(pre_ckpt)) if arm == "v3s"
+                    else dict(scratch=True, backbone=cfg.backbone, width=cfg.width, input_mode=cfg.input_mode))
             ft_cfg = FinetuneConfig(out=str(run_dir), batch_size=cfg.finetune_batch, lr=cfg.finetune_lr,
                                     backbone_lr_mult=cfg.backbone_lr_mult if arm == "v3s" else 1.0,
                                     max_steps=cfg.finetune_steps, epochs=10 ** 6, no_flip=True,
@@ -157,7 +162,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, A
     retrieval = {
         "v3s": clock("retrieval v3s", lambda: run_retrieval(RetrievalConfig(ckpt=str(pre_ckpt), layer="pool", **eval_common))),
         "random": clock("retrieval random", lambda: run_retrieval(RetrievalConfig(
-            random=True, backbone=cfg.backbone, width=cfg.width, seed=0, layer="pool", clip_len=cfg.clip_len,
+            random=True, backbone=cfg.backbone, width=cfg.width, seed=0, input_mode=cfg.input_mode, layer="pool", clip_len=cfg.clip_len,
             clip_size=cfg.clip_size, out=str(out / "eval" / "retrieval-random"),
             cache_dir=str(out / "eval" / "features-random"), **eval_common))),
     }
@@ -165,7 +170,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, A
     aslan_res = {
         "v3s": clock("aslan v3s", lambda: run_aslan(AslanConfig(ckpt=str(pre_ckpt), **aslan_common))),
         "random": clock("aslan random", lambda: run_aslan(AslanConfig(
-            random=True, backbone=cfg.backbone, width=cfg.width, seed=0, clip_len=cfg.clip_len,
+            random=True, backbone=cfg.backbone, width=cfg.width, seed=0, input_mode=cfg.input_mode,
+            clip_len=cfg.clip_len,
             clip_size=cfg.clip_size, out=str(out / "eval" / "aslan-random"),
             cache_dir=str(out / "eval" / "features-random"), **aslan_common))),
     }
@@ -213,7 +219,7 @@ def format_report(r: dict[str, Any]) -> str:
     lines = [
         "# V3S on the embedded synthetic set: report",
         "",
-        f"R(2+1)D ({cfg['backbone']}, width {cfg['width']}), clips {cfg['clip_len']}x{cfg['clip_size']}x{cfg['clip_size']} "
+        f"R(2+1)D ({cfg['backbone']}, width {cfg['width']}, input {cfg['input_mode']}), clips {cfg['clip_len']}x{cfg['clip_size']}x{cfg['clip_size']} "
         f"from a {cfg['store_size']} store; pretraining {pre['step']} steps of batch {cfg['pretrain_batch']} on split 1's "
         f"train list ({cfg['transforms']}: {pre['n_spatial']} spatial x {pre['n_temporal']} temporal classes); finetuning "
         f"{cfg['finetune_steps']} steps on {cfg['train_per_class']} labelled videos per class, seeds {', '.join(seeds)}.",

@@ -405,23 +405,25 @@ def load_model(path: str | os.PathLike, kind: str | None = None) -> LoadedModel:
                        identity={"sha256": file_sha256(path, memo_dir=cache_dir)}, cache_dir=cache_dir, path=path)
 
 
-def random_model(backbone: str, width: float = 1.0, seed: int = 0) -> LoadedModel:
+def random_model(backbone: str, width: float = 1.0, seed: int = 0, input_mode: str = "rgb") -> LoadedModel:
     """A randomly initialised backbone (the "random" baseline rows of the retrieval tables).
 
     Args:
         backbone: a registered backbone name.
         width: channel multiplier.
         seed: torch seed of the initialisation; same (backbone, width, seed), same weights.
+        input_mode: "rgb" or "diff" (see `build_backbone`).
     """
     state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)
-        net = build_backbone(backbone, width=width)
+        net = build_backbone(backbone, width=width, input_mode=input_mode)
     finally:
         torch.random.set_rng_state(state)
-    spec = {"backbone": backbone, "width": float(width), "seed": int(seed), "torch": torch.__version__.split("+")[0]}
+    spec = {"backbone": backbone, "width": float(width), "seed": int(seed), "input_mode": input_mode,
+            "torch": torch.__version__.split("+")[0]}
     return LoadedModel(model=VideoModel(net, nn.Identity()).eval(), kind="random",
-                       config={"backbone": backbone, "width": float(width), "seed": int(seed)},
+                       config={"backbone": backbone, "width": float(width), "seed": int(seed), "input_mode": input_mode},
                        identity={"random": spec}, cache_dir=None)
 
 
@@ -518,7 +520,7 @@ def resolve_model(cfg: Any) -> LoadedModel:
     if cfg.random:
         if not cfg.backbone:
             raise ValueError("--random needs --backbone NAME (and optionally --width, --seed)")
-        return random_model(cfg.backbone, 1.0 if cfg.width is None else cfg.width, cfg.seed)
+        return random_model(cfg.backbone, 1.0 if cfg.width is None else cfg.width, cfg.seed, cfg.input_mode)
     loaded = load_model(cfg.ckpt)
     for name in ("backbone", "width"):
         given = getattr(cfg, name)
@@ -535,7 +537,7 @@ RANDOM_ROOT = Path("v3s-eval-random")
 def output_dirs(cfg: Any, loaded: LoadedModel) -> tuple[str | os.PathLike | None, Path]:
     """(feature cache folder, default results parent): beside the checkpoint, or RANDOM_ROOT/<model> for --random."""
     if cfg.random:
-        base = RANDOM_ROOT / f"{cfg.backbone}-w{loaded.config['width']:g}-seed{cfg.seed}"
+        base = RANDOM_ROOT / f"{cfg.backbone}-w{loaded.config['width']:g}-{cfg.input_mode}-seed{cfg.seed}"
         return cfg.cache_dir or base / "features", base / "eval"
     return cfg.cache_dir, Path(cfg.ckpt).resolve().parent / "eval"
 

@@ -131,6 +131,7 @@ class AslanConfig:
     backbone: str | None = None
     width: float | None = None
     seed: int = 0
+    input_mode: str = "rgb"
     features: str | None = None
     store: str | None = None
     dataset: str = "aslan"

@@ -47,6 +47,7 @@ class RetrievalConfig:
     backbone: str | None = None
     width: float | None = None
     seed: int = 0
+    input_mode: str = "rgb"
     layer: str = "conv5"
     ks: tuple[int, ...] = PEER_KS
     clips: int = 10

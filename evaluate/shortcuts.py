@@ -61,7 +61,7 @@ def pretext_shortcut_checks(ckpt_path: str | Path, store_path: str | Path, datas
     clips = PretextClips(store, dataset, split, "train", space, clip_len=config.clip_len, seed=config.seed)
     _, val_pos = draw_validation(len(clips.videos), config.val_videos, config.seed, what="pretraining videos")
     torch.manual_seed(config.seed + 1)
-    random_backbone = build_backbone(config.backbone, config.width).eval()
+    random_backbone = build_backbone(config.backbone, config.width, input_mode=config.input_mode).eval()
 
     correct = {f"{head}_{v}": 0 for head in ("spatial", "temporal") for v in VARIANTS}
     cosines: list[float] = []

@@ -111,7 +111,7 @@ def config_from_checkpoint(ckpt: dict) -> Union[PretrainConfig, FinetuneConfig]:
 
 def build_network(config: Union[PretrainConfig, FinetuneConfig]) -> VideoModel:
     """A freshly initialised VideoModel for a resolved config (V3S heads for pretraining, a classifier for finetuning)."""
-    backbone = build_backbone(config.backbone, width=config.width)
+    backbone = build_backbone(config.backbone, width=config.width, input_mode=config.input_mode or "rgb")
     if isinstance(config, PretrainConfig):
         space = LabelSpace.from_dict(config.label_space)
         head = V3SHead(backbone.feature_dim, space.n_spatial, space.n_temporal, config.dropout)

@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from .models.base import INPUT_MODES
+
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("cosine", "plateau", "constant")
@@ -97,6 +99,8 @@ class PretrainConfig(_RunConfig):
     split: str = _opt("1", "Split id whose train list is used (paper: UCF101 split 1).")
     backbone: str = _opt("r21d", "Backbone name (r21d, r3d, r3d18, c3d, s3dg).")
     width: float = _opt(1.0, "Channel width multiplier of the backbone (1.0 = the paper's networks).")
+    input_mode: str = _opt("rgb", "Network input: rgb frames (the paper) or diff, differences of consecutive frames "
+                           "(the CPU demo's choice, docs/demo.md).", choices=INPUT_MODES)
     transforms: str = _opt("all", "Label space: a preset (all, ss, sp, ss+sp, ts, tp, ts+tp, ...) or a comma list of ss,sp,ts,tp.")
     clip_len: int = _shared("clip_len")
     clip_size: int = _opt(112, "Side of the square crop fed to the network (paper: 112).")
@@ -134,6 +138,8 @@ class FinetuneConfig(_RunConfig):
     scratch: bool = _opt(False, "Random initialisation (the 'Random' rows of paper Table 2) instead of --init.")
     backbone: Optional[str] = _opt(None, "Backbone name; with --scratch only (with --init it comes from the checkpoint).")
     width: Optional[float] = _opt(None, "Backbone width; with --scratch only (default 1.0).")
+    input_mode: Optional[str] = _opt(None, "Network input, rgb or diff; with --scratch only (default rgb; with --init "
+                                     "it comes from the checkpoint).", choices=INPUT_MODES)
     clip_len: int = _shared("clip_len")
     clip_size: int = _opt(112, "Side of the random crop (paper: 112).")
     epochs: int = _opt(160, "Finetuning epochs (paper: stops after 160).")

@@ -201,3 +201,18 @@ def test_cuda_matches_cpu(name):
         ref = bb(x)
         out = bb.cuda()(x.cuda()).cpu()
     torch.testing.assert_close(out, ref, atol=1e-3, rtol=1e-3)
+
+
+def test_diff_input_mode_feeds_frame_differences():
+    torch.manual_seed(0)
+    rgb = build_backbone("r21d", width=0.125).eval()
+    diff = build_backbone("r21d", width=0.125, input_mode="diff").eval()
+    diff.load_state_dict(rgb.state_dict())  # the modality adds no parameters
+    x = torch.randn(2, 3, 9, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(diff(x), rgb(x[:, :, 1:] - x[:, :, :-1]), atol=1e-6)
+        assert not torch.allclose(diff(x), rgb(x[:, :, 1:]), atol=1e-3)
+    with pytest.raises(ValueError, match="input_mode"):
+        build_backbone("r21d", width=0.125, input_mode="flow")
+    with pytest.raises(ValueError, match=">= 2 frames"):
+        diff(torch.randn(1, 3, 1, 32, 32))

@@ -257,3 +257,20 @@ def test_cuda_bf16_channels_last_run(store, tmp_path):
 def test_finetune_needs_exactly_one_of_init_and_scratch(store, tmp_path, args):
     r = CliRunner().invoke(main, ["finetune", *args, "--store", store, "--dataset", "ucf101", "--out", str(tmp_path / "ft")])
     assert r.exit_code == 2 and "exactly one of --init" in r.output, r.output
+
+
+def test_finetune_inherits_the_input_mode_of_its_init(store, tmp_path):
+    """A diff-input pretraining run finetunes as diff input; asking for rgb on top of it is an error."""
+    pre = tmp_path / "pre-diff"
+    r = cli("pretrain", "--store", store, "--dataset", "ucf101", "--out", str(pre), "--max-steps", "2",
+            "--input-mode", "diff", *TINY)
+    assert r.exit_code == 0, r.output
+    ft = tmp_path / "ft"
+    r = cli("finetune", "--init", str(pre / "last.pt"), "--store", store, "--dataset", "ucf101", "--out", str(ft),
+            "--max-steps", "1", *TINY)
+    assert r.exit_code == 0, r.output
+    model, config = build_model_from_checkpoint(ft / "last.pt")
+    assert config.input_mode == "diff" and model.backbone.input_mode == "diff"
+    r = cli("finetune", "--init", str(pre / "last.pt"), "--input-mode", "rgb", "--store", store, "--dataset", "ucf101",
+            "--out", str(tmp_path / "bad"), "--max-steps", "1", *TINY)
+    assert r.exit_code != 0 and "input_mode" in r.output

@@ -78,15 +78,16 @@ def _resolve_backbone(config: FinetuneConfig) -> tuple[FinetuneConfig, dict | No
     if bool(config.init) == config.scratch:
         raise ValueError("give exactly one of --init PRETRAIN_CHECKPOINT and --scratch")
     if config.scratch:
-        return config.replace(backbone=config.backbone or "r21d", width=1.0 if config.width is None else config.width), None
+        return config.replace(backbone=config.backbone or "r21d", width=1.0 if config.width is None else config.width,
+                              input_mode=config.input_mode or "rgb"), None
     ckpt = load_checkpoint(config.init, kind="v3s-pretrain")
     pre = PretrainConfig.from_dict(ckpt["config"])
-    for name in ("backbone", "width"):
+    for name in ("backbone", "width", "input_mode"):
         given = getattr(config, name)
         if given is not None and given != getattr(pre, name):
-            raise ValueError(f"--{name} {given!r} contradicts the --init checkpoint's {name} {getattr(pre, name)!r}; "
-                             f"leave --{name} out with --init")
-    return config.replace(backbone=pre.backbone, width=pre.width), ckpt["model"]
+            raise ValueError(f"--{name.replace('_', '-')} {given!r} contradicts the --init checkpoint's {name} "
+                             f"{getattr(pre, name)!r}; leave it out with --init")
+    return config.replace(backbone=pre.backbone, width=pre.width, input_mode=pre.input_mode), ckpt["model"]
 
 
 def _finetune(config: FinetuneConfig, info: DistInfo) -> RunResult:

@@ -10,6 +10,10 @@ from torch import nn
 
 STAGE_NAMES = ("conv1", "conv2", "conv3", "conv4", "conv5")
 TAP_NAMES = ("pool3", "pool4", "pool5", "conv5", "pool")
+# What the first layer sees: the (normalised) frames, as in the paper, or the differences of consecutive frames
+# (TSN's "RGB difference" modality: T-1 difference frames, no static appearance). See docs/demo.md for why the CPU
+# demo uses "diff".
+INPUT_MODES = ("rgb", "diff")
 # A "poolK" tap is stage convK's output averaged over (T, H, W): one fixed-size vector per clip
 # whatever the input size, which is what ASLAN's per-layer similarity measures need.
 _POOLED_TAPS = {"conv3": "pool3", "conv4": "pool4", "conv5": "pool5"}
@@ -50,6 +54,7 @@ class VideoBackbone(nn.Module):
     """
 
     tap_names: tuple[str, ...] = TAP_NAMES
+    input_mode: str = "rgb"  # set by build_backbone; one of INPUT_MODES
 
     def __init__(self, stages: dict[str, nn.Module], feature_dim: int, tap_dims: dict[str, int]) -> None:
         super().__init__()
@@ -93,6 +98,10 @@ class VideoBackbone(nn.Module):
         if unknown:
             raise ValueError(f"unknown taps {unknown}; valid taps are {list(self.tap_names)}")
         self._check_input(x)
+        if self.input_mode == "diff":
+            if x.shape[2] < 2:
+                raise ValueError(f"input_mode 'diff' needs clips of >= 2 frames, got {tuple(x.shape)}")
+            x = x[:, :, 1:] - x[:, :, :-1]
         out: dict[str, torch.Tensor] = {}
         for name, stage in self.stages.items():
             x = stage(x)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
-from .base import VideoBackbone, check_width
+from .base import INPUT_MODES, VideoBackbone, check_width
 from .c3d import c3d
 from .resnet3d import r2plus1d, r3d, r3d18
 from .s3dg import s3dg
@@ -20,19 +20,24 @@ BACKBONES: dict[str, Callable[..., VideoBackbone]] = {
 }
 
 
-def build_backbone(name: str, width: float = 1.0) -> VideoBackbone:
+def build_backbone(name: str, width: float = 1.0, input_mode: str = "rgb") -> VideoBackbone:
     """Build a registered backbone.
 
     Args:
         name: one of BACKBONES ("c3d", "r3d", "r3d18", "r21d", "s3dg").
         width: channel multiplier (>0); 1.0 is the published network.
+        input_mode: "rgb" (the paper) or "diff" (differences of consecutive frames; no parameters change).
 
     Returns:
         a VideoBackbone mapping (B, 3, T, H, W) clips to (B, feature_dim) features.
     """
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; valid names are {sorted(BACKBONES)}")
-    return BACKBONES[name](width=check_width(width))
+    if input_mode not in INPUT_MODES:
+        raise ValueError(f"unknown input_mode {input_mode!r}; valid modes are {list(INPUT_MODES)}")
+    backbone = BACKBONES[name](width=check_width(width))
+    backbone.input_mode = input_mode
+    return backbone
 
 
 def _normalise_key(key: str) -> str:
