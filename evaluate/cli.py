@@ -54,6 +54,20 @@ def _run(fn: Callable[..., dict[str, Any]], cfg: Any, as_json: bool, table: Call
     click.echo(json.dumps(jsonable(results), indent=2) if as_json else table(results))
 
 
+def _random_options(fn: Callable) -> Callable:
+    """The random-init baseline's options (retrieval and aslan): --random with --backbone, --width, --seed, --input-mode."""
+    for decorator in reversed([
+        click.option("--random", "random_init", is_flag=True, help="A randomly initialised backbone (the baseline row)."),
+        click.option("--backbone", default=None, help="With --random: backbone name (r21d, r3d, r3d18, c3d, s3dg)."),
+        click.option("--width", type=float, default=None, help="With --random: channel width multiplier [default: 1.0]."),
+        click.option("--seed", default=0, show_default=True, help="With --random: initialisation seed."),
+        click.option("--input-mode", type=click.Choice(["rgb", "diff"]), default="rgb", show_default=True,
+                     help="With --random: network input (frames, or differences of consecutive frames)."),
+    ]):
+        fn = decorator(fn)
+    return fn
+
+
 def _common(fn: Callable) -> Callable:
     """Options every feature-extracting command shares."""
     for decorator in reversed([
@@ -99,12 +113,7 @@ def recognition(ckpt, store, dataset, split, clips, average, batch_size, workers
 
 @main.command()
 @click.option("--ckpt", type=click.Path(dir_okay=False), default=None, help="A pretrain or finetune checkpoint.")
-@click.option("--random", "random_init", is_flag=True, help="A randomly initialised backbone (the baseline row).")
-@click.option("--backbone", default=None, help="With --random: backbone name (r21d, r3d, r3d18, c3d, s3dg).")
-@click.option("--width", type=float, default=None, help="With --random: channel width multiplier [default: 1.0].")
-@click.option("--seed", default=0, show_default=True, help="With --random: initialisation seed.")
-@click.option("--input-mode", type=click.Choice(["rgb", "diff"]), default="rgb", show_default=True,
-              help="With --random: network input (frames, or differences of consecutive frames).")
+@_random_options
 @click.option("--store", required=True, type=click.Path(), help="Frame store holding the dataset.")
 @click.option("--dataset", required=True, help="Dataset name in the store (e.g. ucf101).")
 @click.option("--split", default="1", show_default=True, help="Split id: test videos query its train videos.")
@@ -131,12 +140,7 @@ def retrieval(ckpt, random_init, backbone, width, seed, input_mode, store, datas
 @main.command()
 @click.option("--pairs", required=True, type=click.Path(dir_okay=False), help="View2.mat or pairs.csv.")
 @click.option("--ckpt", type=click.Path(dir_okay=False), default=None, help="A pretrain or finetune checkpoint.")
-@click.option("--random", "random_init", is_flag=True, help="A randomly initialised backbone (the baseline row).")
-@click.option("--backbone", default=None, help="With --random: backbone name (r21d, r3d, r3d18, c3d, s3dg).")
-@click.option("--width", type=float, default=None, help="With --random: channel width multiplier [default: 1.0].")
-@click.option("--seed", default=0, show_default=True, help="With --random: initialisation seed.")
-@click.option("--input-mode", type=click.Choice(["rgb", "diff"]), default="rgb", show_default=True,
-              help="With --random: network input (frames, or differences of consecutive frames).")
+@_random_options
 @click.option("--features", type=click.Path(dir_okay=False), default=None,
               help="Instead of --ckpt: an .npz of per-video features (one array per layer + 'ids').")
 @click.option("--store", type=click.Path(), default=None, help="With --ckpt: frame store holding the ASLAN videos.")
