@@ -41,7 +41,7 @@ class DemoConfig:
         out: output folder (data, store, runs, REPORT.md, PNGs).
         classes, videos_per_class: the synthetic default set (UCF101 layout, 3 splits; split 1 is used).
         aslan_classes, aslan_videos_per_class, aslan_pairs_per_fold: the ASLAN-style set of unseen motion classes.
-        store_size: HEIGHTxWIDTH of the stored frames (the synthetic videos are 128x172; ffmpeg scales them).
+        store_size: (height, width) of the stored frames (the synthetic videos are 128x172; ffmpeg scales them).
         backbone, width: the network (R(2+1)D as in the paper's ablations, width-reduced for 2 CPU cores).
         input_mode: "diff" feeds differences of consecutive frames (TSN's RGB-difference modality) to both arms:
             at this size an RGB-input network never left chance on the pretext (docs/demo.md).
@@ -60,7 +60,7 @@ class DemoConfig:
     aslan_classes: int = 20
     aslan_videos_per_class: int = 12
     aslan_pairs_per_fold: int = 40
-    store_size: str = "64x86"
+    store_size: tuple[int, int] = (64, 86)
     backbone: str = "r21d"
     width: float = 0.25
     input_mode: str = "diff"
@@ -80,11 +80,6 @@ class DemoConfig:
     seeds: tuple[int, ...] = (0, 1)
     jobs: int = 2
     workers: int = 1
-
-
-def _size(text: str) -> tuple[int, int]:
-    h, w = (int(v) for v in text.lower().split("x"))
-    return h, w
 
 
 class Clock:
@@ -113,7 +108,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, A
     out.mkdir(parents=True, exist_ok=True)
     clock = Clock(log)
     data, aslan_data, store = out / "data" / "synth", out / "data" / "synth_aslan", out / "store"
-    height, width = _size(cfg.store_size)
+    height, width = cfg.store_size
     torch.set_num_threads(max(1, os.cpu_count() or 1))
 
     synth = SynthConfig(classes=cfg.classes, videos_per_class=cfg.videos_per_class)
@@ -220,7 +215,7 @@ def format_report(r: dict[str, Any]) -> str:
         "# V3S on the embedded synthetic set: report",
         "",
         f"R(2+1)D ({cfg['backbone']}, width {cfg['width']}, input {cfg['input_mode']}), clips {cfg['clip_len']}x{cfg['clip_size']}x{cfg['clip_size']} "
-        f"from a {cfg['store_size']} store; pretraining {pre['step']} steps of batch {cfg['pretrain_batch']} on split 1's "
+        f"from a {cfg['store_size'][0]}x{cfg['store_size'][1]} store; pretraining {pre['step']} steps of batch {cfg['pretrain_batch']} on split 1's "
         f"train list ({cfg['transforms']}: {pre['n_spatial']} spatial x {pre['n_temporal']} temporal classes); finetuning "
         f"{cfg['finetune_steps']} steps on {cfg['train_per_class']} labelled videos per class, seeds {', '.join(seeds)}.",
         "",

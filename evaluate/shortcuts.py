@@ -18,10 +18,9 @@ from v3s.shared.checkpoint import build_model_from_checkpoint, load_checkpoint
 from v3s.shared.clips import PretextClips
 from v3s.shared.labels import LabelSpace
 from v3s.shared.models import build_backbone
-from v3s.shared.spatial import normalize, sample_spatial_params, warp_clips
 from v3s.shared.store import Store
 from v3s.train.data import draw_validation, seed_for
-from v3s.train.pretrain import VAL_AUG
+from v3s.train.pretrain import PretextTask
 
 VARIANTS = ("intact", "shuffled", "frozen")
 
@@ -63,21 +62,19 @@ def pretext_shortcut_checks(ckpt_path: str | Path, store_path: str | Path, datas
     torch.manual_seed(config.seed + 1)
     random_backbone = build_backbone(config.backbone, config.width, input_mode=config.input_mode).eval()
 
+    task = PretextTask(space, config.clip_size, torch.device("cpu"), config.seed)
     correct = {f"{head}_{v}": 0 for head in ("spatial", "temporal") for v in VARIANTS}
     cosines: list[float] = []
     for start in range(0, len(val_pos), batch_size):
         items = [clips[p] for p in val_pos[start:start + batch_size]]
         spatial = torch.tensor([it[1] for it in items])
         temporal = torch.tensor([it[2] for it in items])
-        hw = tuple(items[0][0].shape[1:3])
-        homs = torch.cat([sample_spatial_params(spatial[j:j + 1], space,
-                                                torch.Generator().manual_seed(seed_for(config.seed, VAL_AUG, p)),
-                                                hw, config.clip_size)
-                          for j, p in enumerate(val_pos[start:start + batch_size])])
+        index = torch.tensor(val_pos[start:start + batch_size])
         for variant in VARIANTS:
             rng = np.random.default_rng(seed_for(config.seed, 0x5C, start))
             batch = torch.stack([_variant(it[0], variant, rng) for it in items])
-            x = normalize(warp_clips(batch, homs, config.clip_size))
+            # Pretraining's own validation geometry: the same crops as at every validation of the run.
+            x, _ = task.inputs((batch, spatial, temporal, index), None)
             feats = model.backbone(x)
             s_logits, t_logits = model.head(feats)
             correct[f"spatial_{variant}"] += int((s_logits.argmax(1) == spatial).sum())

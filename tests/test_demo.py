@@ -9,7 +9,7 @@ import pytest
 from v3s.evaluate.demo import DemoConfig, run_demo
 
 TINY = dict(classes=4, videos_per_class=6, aslan_classes=20, aslan_videos_per_class=3, aslan_pairs_per_fold=4,
-            store_size="48x64", width=0.125, clip_len=8, clip_size=32, pretrain_steps=4, pretrain_batch=4,
+            store_size=(48, 64), width=0.125, clip_len=8, clip_size=32, pretrain_steps=4, pretrain_batch=4,
             pretrain_val_videos=4, train_per_class=2, finetune_steps=3, finetune_batch=4, finetune_val_videos=2,
             seeds=(0,), jobs=2, workers=0)
 
