@@ -35,3 +35,16 @@ def ffmpeg() -> str:
     from v3s.shared.ffmpeg_bin import ffmpeg_exe
 
     return ffmpeg_exe()
+
+
+@pytest.fixture(scope="session")
+def tiny_ucf_store(tmp_path_factory, ffmpeg) -> str:
+    """A real store of the synthetic set: 4 classes x 6 videos (16 train / 8 test in split 1), frames at 48x64."""
+    from v3s.preprocess.extract import ExtractConfig, run_extract
+    from v3s.preprocess.synth import SynthConfig, generate
+
+    root = tmp_path_factory.mktemp("tiny_ucf_store")
+    generate(SynthConfig(layout="ucf101", classes=4, videos_per_class=6, size=(64, 86), seed=0), root / "raw", jobs=1)
+    run_extract(ExtractConfig(root=str(root / "raw"), dataset="ucf101", out=str(root / "store"), height=48, width=64,
+                              jobs=1, quiet=True))
+    return str(root / "store")

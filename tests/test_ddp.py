@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from v3s.preprocess.extract import ExtractConfig, run_extract
-from v3s.preprocess.synth import SynthConfig, generate
 from v3s.shared.checkpoint import load_checkpoint
 
 # Each rank runs this. Rank 1 records every file it opens for writing under the run directory (it must be none).
@@ -46,12 +44,8 @@ RANK_SCRIPT = textwrap.dedent('''
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, ffmpeg) -> str:
-    root = tmp_path_factory.mktemp("ddp_store")
-    generate(SynthConfig(layout="ucf101", classes=4, videos_per_class=6, size=(64, 86), seed=0), root / "raw", jobs=1)
-    run_extract(ExtractConfig(root=str(root / "raw"), dataset="ucf101", out=str(root / "store"), height=48, width=64,
-                              jobs=1, quiet=True))
-    return str(root / "store")
+def store(tiny_ucf_store) -> str:
+    return tiny_ucf_store
 
 
 def test_two_process_gloo_run_matches_across_ranks(store, tmp_path):

@@ -13,8 +13,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from v3s.preprocess.extract import ExtractConfig, run_extract
-from v3s.preprocess.synth import SynthConfig, generate
 from v3s.shared.checkpoint import build_model_from_checkpoint, load_checkpoint, save_checkpoint
 from v3s.shared.clips import PretextClips
 from v3s.shared.config import FinetuneConfig, PretrainConfig
@@ -35,12 +33,8 @@ TINY = flat(TINY_OPTS)
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, ffmpeg) -> str:
-    root = tmp_path_factory.mktemp("train_store")
-    generate(SynthConfig(layout="ucf101", classes=4, videos_per_class=6, size=(64, 86), seed=0), root / "raw", jobs=1)
-    run_extract(ExtractConfig(root=str(root / "raw"), dataset="ucf101", out=str(root / "store"), height=48, width=64,
-                              jobs=1, quiet=True))
-    return str(root / "store")
+def store(tiny_ucf_store) -> str:
+    return tiny_ucf_store
 
 
 def cli(*args: str) -> "click.testing.Result":
