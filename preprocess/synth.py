@@ -2,10 +2,11 @@
 
 Every clip shows one large textured object of canonical proportions (disc, square, regular polygon, star,
 upright house or figure) moving over a random textured background with camera jitter, pixel noise and small
-distractor objects. Appearance is drawn at random independently of the class; the class decides only the
-*shape* of the trajectory (direction, path, growth). Every object moves along its path at a constant speed drawn
-from one narrow range shared by all classes, so that the V3S temporal pretext (how fast does this clip play?) is
-well posed: a clip's apparent speed comes from the sampling step alone, never from the class.
+distractor objects. Appearance is drawn at random independently of the class; the class decides only the motion.
+Two class sets: "directions" (the default), whose classes differ by the shape of the trajectory (direction, path,
+growth) and share one narrow speed range, so that a clip's apparent speed comes from V3S's sampling step alone;
+and "kinds", whose classes differ by the kind of motion (path, speed profile, growth) with the direction drawn per
+clip and each kind at its own natural speed, as real actions (docs/synth.md says why both exist).
 
 The random draw is split from rendering: `sample_scene(spec)` draws every parameter from the clip's seeds,
 `trajectory(scene)` is the ground truth (object centre and size per frame), `render_frames(scene)` paints pixels.
@@ -37,6 +38,20 @@ DEFAULT_CLASSES = (
     "CircleClockwise", "CircleCounterclockwise", "OscillateHorizontal", "ZigZagRight",
     "Approach", "Recede", "OscillateVertical", "TranslateDownRight",
 )
+# The "kinds" set: classes differ in the KIND of motion (path, speed profile, growth), never in its direction:
+# each clip draws its direction (and turning sense) at random, as a real action's class does not depend on whether
+# it is filmed from the left or the right, so horizontal flips keep every label. Accelerate / Decelerate /
+# StopAndGo move along a straight line with a periodic speed profile whose mean is the kind's speed (KIND_SPEED).
+KIND_CLASSES = (
+    "Glide", "Circle", "Oscillate", "ZigZag", "Loop", "Approach", "Recede", "Accelerate", "Decelerate", "StopAndGo",
+)
+CLASS_SETS = {"directions": DEFAULT_CLASSES, "kinds": KIND_CLASSES}
+# Each kind has its own natural (mean) speed, in multiples of SPEED, as real actions do (running is faster than
+# walking): a clip's apparent speed is then the class's speed times the playback speed, so V3S's speed pretext can
+# only be solved by recognising the kind of motion (docs/synth.md, "Speed policy").
+# (Approach and Recede, shared with the directions set, keep the common speed there and here.)
+KIND_SPEED = {"Glide": 1.5, "Circle": 0.7, "Oscillate": 1.2, "ZigZag": 0.9, "Loop": 0.6, "Approach": 1.0,
+              "Recede": 1.0, "Accelerate": 1.3, "Decelerate": 0.8, "StopAndGo": 1.1}
 # Motion classes of the ASLAN-style set: none of them occurs in DEFAULT_CLASSES (never-seen actions).
 ASLAN_CLASSES = (
     "TranslateUpRight", "TranslateUpLeft", "TranslateDownLeft", "OscillateDiagonal", "OscillateAntiDiagonal",
@@ -47,6 +62,7 @@ ASLAN_CLASSES = (
 
 # Speed policy (see docs/synth.md): one narrow range for every class, in frame heights per frame.
 SPEED = 0.022
+PACE_PERIOD = (24, 40)  # frames per cycle of a speed profile (Accelerate, Decelerate, StopAndGo)
 GROWTH = 0.008          # |d log(size) / dt| of Approach / Recede / Pulse, per frame
 SPREAD = (0.9, 1.1)     # multiplicative range of both rates
 OBJECT_SIZE = (0.15, 0.30)   # object bounding diameter, in frame heights
@@ -61,12 +77,14 @@ class SynthConfig:
 
     Args:
         layout: "ucf101", "hmdb51" or "aslan".
-        classes: number of motion classes (taken in order from DEFAULT_CLASSES, or ASLAN_CLASSES for aslan).
+        classes: number of motion classes (taken in order from the class set, or ASLAN_CLASSES for aslan).
         videos_per_class: clips per class.
         size: (height, width) of the encoded frames; both even (XviD and H.264 in yuv420p need it).
         seed: the dataset seed; the same seed gives the same decoded frames.
         codec: "xvid" (.avi, like UCF101) or "h264" (.mp4).
         pairs_per_fold: ASLAN only: pairs per fold, half same, half not-same.
+        class_set: ucf101 / hmdb51 layouts: "directions" (DEFAULT_CLASSES: classes that differ by direction,
+            e.g. TranslateLeft vs TranslateRight) or "kinds" (KIND_CLASSES: the kind of motion, direction random).
     """
 
     layout: str = "ucf101"
@@ -76,13 +94,16 @@ class SynthConfig:
     seed: int = 0
     codec: str = "xvid"
     pairs_per_fold: int = 40
+    class_set: str = "directions"
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout {self.layout!r} is not one of {LAYOUTS}")
+        if self.class_set not in CLASS_SETS:
+            raise ValueError(f"class_set {self.class_set!r} is not one of {tuple(CLASS_SETS)}")
         if self.codec not in CODECS:
             raise ValueError(f"codec {self.codec!r} is not one of {tuple(CODECS)}")
-        pool = class_pool(self.layout)
+        pool = class_pool(self.layout, self.class_set)
         lo = 20 if self.layout == "aslan" else 2
         if not lo <= self.classes <= len(pool):
             raise ValueError(f"classes={self.classes} must be in [{lo}, {len(pool)}] for layout {self.layout!r}"
@@ -98,9 +119,9 @@ class SynthConfig:
             raise ValueError(f"pairs_per_fold={self.pairs_per_fold} must be an even number >= 2")
 
 
-def class_pool(layout: str) -> tuple[str, ...]:
-    """The motion classes a layout draws from (ASLAN's are disjoint from the default set's)."""
-    return ASLAN_CLASSES if layout == "aslan" else DEFAULT_CLASSES
+def class_pool(layout: str, class_set: str = "directions") -> tuple[str, ...]:
+    """The motion classes a layout draws from (ASLAN's are disjoint from the directions set's)."""
+    return ASLAN_CLASSES if layout == "aslan" else CLASS_SETS[class_set]
 
 
 # ----------------------------------------------------------------------------------------------- scene draw
@@ -109,7 +130,7 @@ class VideoSpec:
     """One clip to make: its motion class, frame size and the seeds of its random draw.
 
     Args:
-        motion: the motion class (a name in DEFAULT_CLASSES or ASLAN_CLASSES).
+        motion: the motion class (a name in DEFAULT_CLASSES, KIND_CLASSES or ASLAN_CLASSES).
         size: (height, width) in pixels.
         group_seed: entropy shared by a group's clips: background, object shape, colours, texture, size.
         clip_seed: entropy of this clip alone: length, speed, start, jitter, distractors, noise.
@@ -152,7 +173,7 @@ class Scene:
 
     spec: VideoSpec
     n_frames: int
-    speed: float             # pixels per frame along the path
+    speed: float             # pixels per frame along the path (the mean over a cycle for a speed profile)
     growth: float            # d log(size) / dt for sizing classes, per frame
     size_mode: str           # "const" | "grow" | "shrink" | "pulse"
     base_size: float         # pixels; the object's bounding diameter for "const"
@@ -167,6 +188,9 @@ class Scene:
     distractors: tuple[tuple[Sprite, float, np.ndarray, np.ndarray], ...]   # sprite, size, start xy, velocity
     noise_sigma: float
     noise_seed: tuple[int, ...]
+    pace: str = "const"      # "const" | "accelerate" | "decelerate" | "stopgo": the speed profile along the path
+    pace_period: float = 0.0  # frames per cycle of the profile
+    pace_phase: float = 0.0   # frames into the cycle at t=0
 
 
 @dataclass(frozen=True)
@@ -229,8 +253,30 @@ _DIRECTIONS = {"Left": 180.0, "Right": 0.0, "Up": 270.0, "Down": 90.0, "DownRigh
                "UpLeft": 225.0, "DownLeft": 135.0}
 
 
+# The kinds that follow a speed profile along their straight line (`pace_distance`).
+_PACES = {"Accelerate": "accelerate", "Decelerate": "decelerate", "StopAndGo": "stopgo"}
+
+
+def _kind_path(motion: str, rng: np.random.Generator, h: int, w: int) -> tuple[MotionPath, str]:
+    """A "kinds" class: the directed path of the same kind with a random direction, angle or turning sense."""
+    deg = float(rng.uniform(0, 360))
+    if motion == "Glide" or motion in _PACES:
+        d = _unit(deg)
+        return _drifting(np.stack([np.zeros(2), d * w]), d * w), "const"
+    if motion == "Circle":
+        return _motion_path("CircleClockwise" if rng.random() < 0.5 else "CircleCounterclockwise", rng, h, w)
+    if motion == "Oscillate":
+        span = rng.uniform(0.4, 0.6) * h
+        return _closed([np.zeros(2), _unit(deg % 180) * span, np.zeros(2)]), "const"
+    # ZigZag, Loop: the "Right" path of that kind turned by the drawn angle.
+    path, mode = _motion_path(motion + "Right", rng, h, w)
+    return MotionPath(_rotate(path.points, -deg), _rotate(path.offset[None], -deg)[0]), mode
+
+
 def _motion_path(motion: str, rng: np.random.Generator, h: int, w: int) -> tuple[MotionPath, str]:
-    """The path shape and size mode of a motion class; only the shape depends on the class, never the speed."""
+    """The path shape and size mode of a motion class (its speed is drawn in `sample_scene`)."""
+    if motion in KIND_CLASSES and motion not in ("Approach", "Recede"):
+        return _kind_path(motion, rng, h, w)
     t = np.linspace(0, 2 * np.pi, 97)
     if motion.startswith("Translate"):
         d = _unit(_DIRECTIONS[motion[len("Translate"):]])
@@ -278,7 +324,7 @@ def _motion_path(motion: str, rng: np.random.Generator, h: int, w: int) -> tuple
         d = _unit(rng.uniform(0, 360))
         return _drifting(np.stack([np.zeros(2), d * w]), d * w), {"Approach": "grow", "Recede": "shrink",
                                                                    "Pulse": "pulse"}[motion]
-    raise ValueError(f"unknown motion class {motion!r}; valid: {DEFAULT_CLASSES + ASLAN_CLASSES}")
+    raise ValueError(f"unknown motion class {motion!r}; valid: {sorted(set(DEFAULT_CLASSES + KIND_CLASSES + ASLAN_CLASSES))}")
 
 
 def sample_scene(spec: VideoSpec) -> Scene:
@@ -296,7 +342,7 @@ def sample_scene(spec: VideoSpec) -> Scene:
 
     path, size_mode = _motion_path(spec.motion, c, h, w)
     n_frames = int(c.integers(LENGTH[0], LENGTH[1] + 1))
-    speed = c.uniform(*SPREAD) * SPEED * h
+    speed = c.uniform(*SPREAD) * SPEED * h * KIND_SPEED.get(spec.motion, 1.0)
     growth = c.uniform(*SPREAD) * GROWTH
     size_range = (OBJECT_SIZE[0] * h, OBJECT_SIZE[1] * h)
     cycle = math.log(size_range[1] / size_range[0]) / growth
@@ -325,9 +371,14 @@ def sample_scene(spec: VideoSpec) -> Scene:
         v = _unit(c.uniform(0, 360)) * c.uniform(*SPREAD) * SPEED * h
         distractors.append((_random_sprite(c, bold=False), float(dsize),
                             np.array([c.uniform(0, w), c.uniform(0, h)]), v))
+    noise = (float(c.uniform(2.0, 5.0)), tuple(int(x) for x in c.integers(0, 2**31, 2)))
+    pace, period, phase = _PACES.get(spec.motion, "const"), 0.0, 0.0
+    if pace != "const":   # drawn last, so the other classes' draws do not change
+        period = float(c.uniform(*PACE_PERIOD))
+        phase = float(c.uniform(0, period))
     return Scene(spec, n_frames, float(speed), float(growth), size_mode, float(base_size), size_range,
                  float(size_phase), path, anchor, float(start), jitter, sprite, background_seed,
-                 tuple(distractors), float(c.uniform(2.0, 5.0)), tuple(int(x) for x in c.integers(0, 2**31, 2)))
+                 tuple(distractors), *noise, pace, period, phase)
 
 
 def _camera_jitter(scene: Scene) -> np.ndarray:
@@ -344,6 +395,28 @@ def _wrap(xy: np.ndarray, h: int, w: int, margin: float) -> tuple[np.ndarray, np
     return xy - laps * span, laps.astype(np.int64)
 
 
+def pace_distance(pace: str, t: np.ndarray, period: float) -> np.ndarray:
+    """Distance covered by time t (in frames) at a mean rate of 1 per frame, for a speed profile.
+
+    "const": rate 1. Over each cycle u = t / period in [n, n + 1), f = u - n: "accelerate" rate 0.4 + 1.2 f
+    (a sawtooth from 0.4x to 1.6x), "decelerate" 1.6 - 1.2 f, "stopgo" 1 - cos(2 pi f) (smooth bursts from rest
+    to 2x). Every profile's mean rate is 1, so the clip's mean speed says nothing about the class.
+    """
+    t = np.asarray(t, np.float64)
+    if pace == "const":
+        return t
+    u = t / period
+    n = np.floor(u)
+    f = u - n
+    if pace == "accelerate":
+        return period * (n + 0.4 * f + 0.6 * f * f)
+    if pace == "decelerate":
+        return period * (n + 1.6 * f - 0.6 * f * f)
+    if pace == "stopgo":
+        return period * (u - np.sin(2 * np.pi * u) / (2 * np.pi))
+    raise ValueError(f"unknown pace {pace!r}; valid: const, accelerate, decelerate, stopgo")
+
+
 def trajectory(scene: Scene) -> Track:
     """Ground truth of the main object per frame: centre, size and track ids (pure; no pixels rendered).
 
@@ -354,7 +427,8 @@ def trajectory(scene: Scene) -> Track:
     pts, off = scene.path.points, scene.path.offset
     seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
     cum = np.concatenate([[0.0], np.cumsum(seg)])
-    s = scene.start + scene.speed * np.arange(scene.n_frames)
+    s = scene.start + scene.speed * pace_distance(scene.pace, np.arange(scene.n_frames) + scene.pace_phase,
+                                                   scene.pace_period)
     laps, frac = np.divmod(s, cum[-1])
     xy = np.stack([np.interp(frac, cum, pts[:, i]) for i in (0, 1)], 1) + laps[:, None] * off + scene.anchor
 
@@ -633,7 +707,7 @@ def split_test_groups(n_groups: int, split: int, fraction: float) -> set[int]:
 
 def plan_dataset(config: SynthConfig) -> list[PlannedVideo]:
     """Every clip of the dataset, its path in the layout, label, group and render spec (no rendering)."""
-    motions = class_pool(config.layout)[: config.classes]
+    motions = class_pool(config.layout, config.class_set)[: config.classes]
     ext = CODECS[config.codec][1]
     layout_code = LAYOUTS.index(config.layout)
     sizes = group_sizes(config.videos_per_class)
@@ -833,7 +907,8 @@ def write_contact_sheet(out: str | os.PathLike, config: SynthConfig, png: str | 
                 ax.set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
             if r == 0:
                 ax.set_title(f"t={c * step}", fontsize=8)
-    fig.suptitle(f"v3s-prep synth --layout {config.layout} --seed {config.seed}: first clip of each class, "
+    kinds = " --class-set kinds" if config.class_set != "directions" and config.layout != "aslan" else ""
+    fig.suptitle(f"v3s-prep synth --layout {config.layout}{kinds} --seed {config.seed}: first clip of each class, "
                  f"every {step}th frame", fontsize=9)
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ import time
 
 import click
 
-from .synth import CODECS, LAYOUTS, SynthConfig, generate, write_contact_sheet
+from .synth import CLASS_SETS, CODECS, LAYOUTS, SynthConfig, generate, write_contact_sheet
 
 
 def _parse_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
@@ -20,6 +20,8 @@ def _parse_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--layout", type=click.Choice(LAYOUTS), default="ucf101", show_default=True,
               help="Folder and split-file layout to write (aslan: never-seen motion classes and pairs.csv).")
+@click.option("--class-set", type=click.Choice(tuple(CLASS_SETS)), default="directions", show_default=True,
+              help="ucf101/hmdb51: classes that differ by direction, or by kind of motion (direction random).")
 @click.option("--classes", type=int, default=None,
               help="Motion classes [default: 10; 20 for aslan].")
 @click.option("--videos-per-class", type=int, default=None, help="Clips per class [default: 40; 12 for aslan].")
@@ -33,7 +35,7 @@ def _parse_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple
               help="aslan only: pairs per fold, half same, half not-same.")
 @click.option("--contact-sheet", "contact_sheet", type=click.Path(dir_okay=False), default=None,
               help="Also write a PNG with frames of the first clip of each class.")
-def synth(out: str, layout: str, classes: int | None, videos_per_class: int | None, size: tuple[int, int],
+def synth(out: str, layout: str, class_set: str, classes: int | None, videos_per_class: int | None, size: tuple[int, int],
           seed: int, jobs: int | None, codec: str, pairs_per_fold: int, contact_sheet: str | None) -> None:
     """Generate real encoded videos whose classes differ only by motion, in a UCF101/HMDB51/ASLAN layout in OUT."""
     aslan = layout == "aslan"
@@ -41,7 +43,7 @@ def synth(out: str, layout: str, classes: int | None, videos_per_class: int | No
         config = SynthConfig(layout=layout, classes=(20 if aslan else 10) if classes is None else classes,
                              videos_per_class=(12 if aslan else 40) if videos_per_class is None else videos_per_class,
                              size=size, seed=seed,
-                             codec=codec, pairs_per_fold=pairs_per_fold)
+                             codec=codec, pairs_per_fold=pairs_per_fold, class_set=class_set)
         start = time.perf_counter()
         result = generate(config, out, jobs=jobs)
     except ValueError as exc:

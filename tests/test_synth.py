@@ -257,3 +257,52 @@ def test_contact_sheet_is_written(ucf_set, tmp_path):
     png = S.write_contact_sheet(out, config, tmp_path / "sheet.png", frames_per_row=3)
     img = cv2.imread(str(png))
     assert img is not None and img.shape[0] > 200 and img.std() > 10
+
+
+# ------------------------------------------------------------------ the "kinds" class set (direction drawn per clip)
+def test_pace_profiles_keep_the_mean_rate_and_change_speed_as_named():
+    t = np.arange(0, 400, 0.25)
+    period = 30.0
+    for pace in ("const", "accelerate", "decelerate", "stopgo"):
+        dist = S.pace_distance(pace, t, period)
+        rate = np.diff(dist) / 0.25
+        assert rate.min() >= -1e-9, pace                       # never moves backwards along the path
+        assert abs(dist[-1] - dist[0] - (t[-1] - t[0])) < period, pace   # mean rate 1
+    cycle = np.arange(0.5, 29.5)   # inside one cycle, away from the reset
+    assert np.all(np.diff(np.diff(S.pace_distance("accelerate", cycle, period))) > 0)
+    assert np.all(np.diff(np.diff(S.pace_distance("decelerate", cycle, period))) < 0)
+    go = np.diff(S.pace_distance("stopgo", np.arange(0, 31.0), period))
+    assert go.min() < 0.05 and go.max() > 1.9
+    with pytest.raises(ValueError, match="pace 'jerk'"):
+        S.pace_distance("jerk", t, period)
+
+
+def test_kinds_move_at_their_own_speed_in_every_direction():
+    """Every "kinds" class keeps its natural mean speed; its direction is drawn per clip, so it is no class cue
+    and horizontal flips keep the labels."""
+    assert set(S.KIND_SPEED) == set(S.KIND_CLASSES) and len(set(S.KIND_SPEED.values())) >= 6
+    assert S.KIND_SPEED["Approach"] == S.KIND_SPEED["Recede"] == 1.0   # shared with the directions set
+    for motion in S.KIND_CLASSES:
+        v = S.SPEED * 128 * S.KIND_SPEED[motion]
+        headings = []
+        for k in range(12):
+            scene = S.sample_scene(S.VideoSpec(motion, (128, 172), (2, k), (2, k, 1)))
+            tr = S.trajectory(scene)
+            same = tr.track_id[1:] == tr.track_id[:-1]
+            step = np.diff(tr.center, axis=0)[same]
+            assert 0.8 * v < np.linalg.norm(step, axis=1).mean() < 1.2 * v, motion
+            headings.append(np.arctan2(*step[:8].sum(0)[::-1]))
+        unit = np.stack([np.cos(headings), np.sin(headings)], 1)
+        assert np.linalg.norm(unit.mean(0)) < 0.6, f"{motion}: its clips share a direction"
+
+
+def test_kinds_set_via_cli(tmp_path):
+    from v3s.data_manifest import load_manifest
+
+    out = tmp_path / "kinds"
+    r = CliRunner().invoke(main, ["synth", str(out), "--class-set", "kinds", "--classes", "3",
+                                  "--videos-per-class", "3", "--size", "32x44", "--jobs", "1"])
+    assert r.exit_code == 0, r.output
+    assert load_manifest(out, "ucf101").classes == S.KIND_CLASSES[:3]
+    with pytest.raises(ValueError, match="class_set 'verbs'"):
+        S.SynthConfig(class_set="verbs")
