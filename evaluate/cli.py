@@ -123,16 +123,17 @@ def recognition(ckpt, store, dataset, split, clips, average, batch_size, workers
 @click.option("--clips", default=10, show_default=True, help="Clips per video (linspace centres).")
 @click.option("--clip-len", type=int, default=None, help="Frames per clip [default: the checkpoint's; random: 16].")
 @click.option("--clip-size", type=int, default=None, help="Centre crop side [default: the checkpoint's; random: 112].")
+@click.option("--frame-step", type=int, default=None, help="Every k-th frame in a clip [default: the checkpoint's, 1].")
 @click.option("--examples", default=8, show_default=True, help="Example queries drawn in examples.png.")
 @_common
 def retrieval(ckpt, random_init, backbone, width, seed, input_mode, store, dataset, split, layer, ks, clips, clip_len, clip_size,
-              examples, batch_size, workers, device, out, cache_dir, no_cache, quiet, as_json) -> None:
+              frame_step, examples, batch_size, workers, device, out, cache_dir, no_cache, quiet, as_json) -> None:
     """Video retrieval (VCOP/PRP protocol): test videos query train videos, top-k hit rate, examples grid."""
     from .run_retrieval import RetrievalConfig, format_table, run_retrieval
 
     cfg = RetrievalConfig(store=store, dataset=dataset, split=split, ckpt=ckpt, random=random_init, backbone=backbone,
                           width=width, seed=seed, input_mode=input_mode, layer=layer, ks=ks, clips=clips, clip_len=clip_len,
-                          clip_size=clip_size, examples=examples, batch_size=batch_size, workers=workers,
+                          clip_size=clip_size, frame_step=frame_step, examples=examples, batch_size=batch_size, workers=workers,
                           device=device, out=out, cache_dir=cache_dir, use_cache=not no_cache, progress=not quiet)
     _run(run_retrieval, cfg, as_json, format_table, log=_log)
 
@@ -151,15 +152,16 @@ def retrieval(ckpt, random_init, backbone, width, seed, input_mode, store, datas
 @click.option("--clip-len", type=int, default=None, help="Frames per clip [default: the checkpoint's, 16].")
 @click.option("--stride", type=int, default=None, help="Frames between clip starts [default: clip length / 2].")
 @click.option("--clip-size", type=int, default=None, help="Centre crop side [default: the checkpoint's; random: 112].")
+@click.option("--frame-step", type=int, default=None, help="Every k-th frame in a clip [default: the checkpoint's, 1].")
 @_common
 def aslan(pairs, ckpt, random_init, backbone, width, seed, input_mode, features, store, dataset, layers, C, clip_len, stride,
-          clip_size, batch_size, workers, device, out, cache_dir, no_cache, quiet, as_json) -> None:
+          clip_size, frame_step, batch_size, workers, device, out, cache_dir, no_cache, quiet, as_json) -> None:
     """ASLAN same/not-same: 12 measures x 3 layers, fold-wise standardised linear SVM, accuracy +- SE, AUC, ROC."""
     from .run_aslan import AslanConfig, format_table, run_aslan
 
     cfg = AslanConfig(pairs=pairs, ckpt=ckpt, random=random_init, backbone=backbone, width=width, seed=seed,
                       input_mode=input_mode, features=features, store=store, dataset=dataset, layers=layers, C=C, clip_len=clip_len,
-                      stride=stride, clip_size=clip_size, batch_size=batch_size, workers=workers, device=device,
+                      stride=stride, clip_size=clip_size, frame_step=frame_step, batch_size=batch_size, workers=workers, device=device,
                       out=out, cache_dir=cache_dir, use_cache=not no_cache, progress=not quiet)
     _run(run_aslan, cfg, as_json, format_table, log=_log)
 

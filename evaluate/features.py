@@ -34,7 +34,7 @@ from v3s.shared.clips import EvalClips
 from v3s.shared.models import VideoModel, build_backbone
 from v3s.shared.spatial import eval_batch
 from v3s.shared.store import Store, VideoInfo
-from v3s.shared.temporal import linspace_clip_starts, strided_clip_starts
+from v3s.shared.temporal import clip_span, linspace_clip_starts, strided_clip_starts
 
 CACHE_VERSION = 1
 CLIP_MODES = ("linspace", "stride")
@@ -74,6 +74,7 @@ class ClipSpec:
         crop: side of the centre crop fed to the network.
         n_clips: clips per video for "linspace".
         stride: frames between clip starts for "stride".
+        frame_step: every frame_step-th frame inside a clip (1: consecutive frames, the peers' protocol).
     """
 
     mode: str = "linspace"
@@ -81,25 +82,28 @@ class ClipSpec:
     crop: int = 112
     n_clips: int = 10
     stride: int = 8
+    frame_step: int = 1
 
     def __post_init__(self) -> None:
         if self.mode not in CLIP_MODES:
             raise ValueError(f"clip mode {self.mode!r} is not one of {CLIP_MODES}")
-        for name in ("clip_len", "crop", "n_clips", "stride"):
+        for name in ("clip_len", "crop", "n_clips", "stride", "frame_step"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     def starts(self, num_frames: int) -> np.ndarray:
         """First frame of every clip of a video of num_frames frames. Returns int64 (n,)."""
+        span = clip_span(self.clip_len, self.frame_step)
         if self.mode == "linspace":
-            return linspace_clip_starts(num_frames, self.n_clips, self.clip_len)
-        return strided_clip_starts(num_frames, self.clip_len, self.stride)
+            return linspace_clip_starts(num_frames, self.n_clips, span)
+        return strided_clip_starts(num_frames, span, self.stride)
 
     def key(self) -> dict[str, Any]:
-        """The fields that change which pixels are read (n_clips / stride only for their own mode)."""
-        if self.mode == "linspace":
-            return {"mode": self.mode, "clip_len": self.clip_len, "crop": self.crop, "n_clips": self.n_clips}
-        return {"mode": self.mode, "clip_len": self.clip_len, "crop": self.crop, "stride": self.stride}
+        """The fields that change which pixels are read (n_clips / stride only for their own mode; frame_step
+        only when it is not 1, so caches written before it existed stay valid)."""
+        key = {"mode": self.mode, "clip_len": self.clip_len, "crop": self.crop}
+        key.update({"n_clips": self.n_clips} if self.mode == "linspace" else {"stride": self.stride})
+        return key if self.frame_step == 1 else {**key, "frame_step": self.frame_step}
 
 
 class ClipDataset(EvalClips):
@@ -116,7 +120,7 @@ class ClipDataset(EvalClips):
 
     def __init__(self, store: Store, videos: Sequence[VideoInfo], spec: ClipSpec) -> None:
         super().__init__(store, videos[0].dataset, None, None, clip_len=spec.clip_len, videos=videos,
-                         starts=spec.starts)
+                         starts=spec.starts, frame_step=spec.frame_step)
         self.spec = spec
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from v3s.shared.labels import LabelSpace
 from v3s.shared.spatial import eval_batch
 from v3s.shared.store import Store, decode_jpeg
-from v3s.shared.temporal import clip_indices
+from v3s.shared.temporal import clip_indices, clip_span
 
 from .features import LoadedModel, load_model, resolve_device, write_json
 from .plots import gradcam_strip_png, heatmap_overlay, save_gif
@@ -113,7 +113,8 @@ def _video_size(loaded: LoadedModel, size: tuple[int, int] | None) -> tuple[int,
 
 def load_clip_frames(cfg: GradcamConfig, loaded: LoadedModel) -> tuple[np.ndarray, dict[str, Any]]:
     """All frames needed for the clip: uint8 (T, H, W, 3) and a description of where they came from."""
-    clip_len = int(loaded.config["clip_len"])
+    clip_len, step = int(loaded.config["clip_len"]), int(loaded.config.get("frame_step", 1))
+    span = clip_span(clip_len, step)
     if cfg.video:
         if cfg.store or cfg.key or cfg.index is not None:
             raise ValueError("give either --video FILE or --store/--dataset/--key|--index, not both")
@@ -128,8 +129,8 @@ def load_clip_frames(cfg: GradcamConfig, loaded: LoadedModel) -> tuple[np.ndarra
         except Exception as e:  # DecodeError and ffmpeg failures name the problem
             raise ValueError(f"video {cfg.video} does not decode: {e}") from None
         n = decoded.num_frames
-        start = _start(cfg.start, n, clip_len)
-        idx = clip_indices(n, start, clip_len)
+        start = _start(cfg.start, n, span)
+        idx = clip_indices(n, start, clip_len, step)
         blobs = [decoded.data[decoded.offsets[i]:decoded.offsets[i + 1]] for i in idx]
         frames = np.stack([decode_jpeg(b) for b in blobs])
         return frames, {"video": str(path), "num_frames": n, "frames": idx.tolist(), "size": [h, w]}
@@ -148,15 +149,15 @@ def load_clip_frames(cfg: GradcamConfig, loaded: LoadedModel) -> tuple[np.ndarra
         if not 0 <= cfg.index < len(videos):
             raise ValueError(f"--index {cfg.index} is out of range: {cfg.dataset!r} has {len(videos)} ok videos")
         v = videos[cfg.index]
-    start = _start(cfg.start, v.num_frames, clip_len)
-    idx = clip_indices(v.num_frames, start, clip_len)
+    start = _start(cfg.start, v.num_frames, span)
+    idx = clip_indices(v.num_frames, start, clip_len, step)
     return store.read_frames(v.key, idx), {"video": v.key, "class_name": v.class_name, "label": v.label,
                                            "num_frames": v.num_frames, "frames": idx.tolist()}
 
 
-def _start(start: int | None, n: int, clip_len: int) -> int:
+def _start(start: int | None, n: int, span: int) -> int:
     if start is None:
-        return max(0, (n - clip_len) // 2)
+        return max(0, (n - span) // 2)
     if not 0 <= start < n:
         raise ValueError(f"--start {start} is outside a video of {n} frames")
     return start

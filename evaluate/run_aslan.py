@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from v3s.data_manifest import read_pairs
+from v3s.shared.temporal import clip_span
 
 from .aslan import AslanResult, evaluate_folds, feature_names, pair_arrays, pair_features
 from .features import (ClipSpec, cached_features, extraction_options, open_dataset, output_dirs, resolve_model,
@@ -120,7 +121,8 @@ class AslanConfig:
         store, dataset: where the checkpoint's clips come from.
         layers: backbone taps (default pool3, pool4, pool5; with features: every array of the file).
         C: linear SVM C.
-        clip_len, stride, clip_size: clip geometry (default: the checkpoint's clip_len, clip_len // 2, its crop).
+        clip_len, stride, clip_size, frame_step: clip geometry (default: the checkpoint's clip_len, clip_len // 2,
+            its crop, its frame step or 1).
         negative, last_four_norm: edge-case choices of the 12 measures (docs/protocols.md).
         batch_size, workers, device, out, cache_dir, use_cache, progress: see RecognitionConfig.
     """
@@ -140,6 +142,7 @@ class AslanConfig:
     clip_len: int | None = None
     stride: int | None = None
     clip_size: int | None = None
+    frame_step: int | None = None
     negative: str = "clip"
     last_four_norm: str = "l2"
     batch_size: int = 16
@@ -202,10 +205,12 @@ def run_aslan(cfg: AslanConfig, log: Callable[[str], None] | None = None) -> dic
         videos = [by_id[s] for s in needed]
         clip_len = cfg.clip_len or int(loaded.config.get("clip_len", 16))
         spec = ClipSpec("stride", clip_len=clip_len, crop=cfg.clip_size or int(loaded.config.get("clip_size", 112)),
-                        stride=cfg.stride or max(1, clip_len // 2))
-        short = sum(v.num_frames < clip_len for v in videos)
+                        stride=cfg.stride or max(1, clip_len // 2),
+                        frame_step=cfg.frame_step or int(loaded.config.get("frame_step", 1)))
+        span = clip_span(clip_len, spec.frame_step)
+        short = sum(v.num_frames < span for v in videos)
         if short:
-            notes.append(f"{short} video(s) are shorter than {clip_len} frames: one clip each, last frame repeated")
+            notes.append(f"{short} video(s) are shorter than {span} frames: one clip each, last frame repeated")
         cache_dir, default_out = output_dirs(cfg, loaded)
         extracted = cached_features(loaded, tap_forward(loaded.backbone, layers), layers, store, cfg.dataset, videos,
                                     spec, what={"task": "aslan"}, **extraction_options(cfg, loaded, log, cache_dir))

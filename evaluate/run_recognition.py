@@ -90,7 +90,7 @@ def run_recognition(cfg: RecognitionConfig, log: Callable[[str], None] | None = 
     check_classes(loaded.config, classes, cfg.dataset, cfg.ckpt)
     videos = split_videos(store, cfg.dataset, cfg.split, "test")
     spec = ClipSpec("linspace", clip_len=int(loaded.config["clip_len"]), crop=int(loaded.config["clip_size"]),
-                    n_clips=cfg.clips)
+                    n_clips=cfg.clips, frame_step=int(loaded.config.get("frame_step", 1)))
     feats = cached_features(
         loaded, logits_forward(loaded.model), ["logits"], store, cfg.dataset, videos, spec,
         what={"task": "recognition", "split": str(cfg.split), "role": "test"}, clip_taps=["logits"],

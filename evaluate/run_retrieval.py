@@ -34,7 +34,7 @@ class RetrievalConfig:
         layer: "conv5" (the peers' feature) or "pool" (the global-average-pooled vector).
         ks: the k values; those larger than the gallery are dropped with a note.
         clips: clips per video (linspace centres).
-        clip_len, clip_size: clip geometry (default: the checkpoint's; random: 16 and 112).
+        clip_len, clip_size, frame_step: clip geometry (default: the checkpoint's; random: 16, 112 and 1).
         examples, neighbours: rows and columns of the example grid.
         batch_size, workers, device, out, cache_dir, use_cache, progress: see RecognitionConfig.
     """
@@ -53,6 +53,7 @@ class RetrievalConfig:
     clips: int = 10
     clip_len: int | None = None
     clip_size: int | None = None
+    frame_step: int | None = None
     examples: int = 8
     neighbours: int = 5
     batch_size: int = 16
@@ -84,7 +85,8 @@ def run_retrieval(cfg: RetrievalConfig, log: Callable[[str], None] | None = None
     query_videos = split_videos(store, cfg.dataset, cfg.split, "test")
     spec = ClipSpec("linspace",
                     clip_len=cfg.clip_len or int(loaded.config.get("clip_len", 16)),
-                    crop=cfg.clip_size or int(loaded.config.get("clip_size", 112)), n_clips=cfg.clips)
+                    crop=cfg.clip_size or int(loaded.config.get("clip_size", 112)), n_clips=cfg.clips,
+                    frame_step=cfg.frame_step or int(loaded.config.get("frame_step", 1)))
     cache_dir, default_out = output_dirs(cfg, loaded)
     forward = tap_forward(loaded.backbone, [cfg.layer])
     common = extraction_options(cfg, loaded, log, cache_dir=cache_dir)

@@ -62,7 +62,7 @@ def pretext_shortcut_checks(ckpt_path: str | Path, store_path: str | Path, datas
     torch.manual_seed(config.seed + 1)
     random_backbone = build_backbone(config.backbone, config.width, input_mode=config.input_mode).eval()
 
-    task = PretextTask(space, config.clip_size, torch.device("cpu"), config.seed)
+    task = PretextTask(space, config.clip_size, torch.device("cpu"), config.seed, config.canvas, config.crop)
     correct = {f"{head}_{v}": 0 for head in ("spatial", "temporal") for v in VARIANTS}
     cosines: list[float] = []
     for start in range(0, len(val_pos), batch_size):

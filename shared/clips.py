@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from .labels import LabelSpace
 from .store import VideoInfo
-from .temporal import clip_indices, draw_temporal_label, linspace_clip_starts, sample_temporal
+from .temporal import clip_indices, clip_span, draw_temporal_label, linspace_clip_starts, sample_temporal
 
 
 class FrameSource(Protocol):
@@ -97,18 +97,20 @@ class PretextClips(_Epoched):
 class TrainClips(_Epoched):
     """Finetuning items: (uint8 clip (T, H, W, 3), class label), one clip per video at a random start.
 
-    A video shorter than clip_len repeats its last frame (`clip_indices`).
+    A video shorter than the clip's span repeats its last frame (`clip_indices`).
 
     Args:
         store, dataset, split, role: which videos (`Store.videos`).
         clip_len: frames per clip.
         seed: with the epoch and the index, fixes the start.
         videos: optional subset (VideoInfo or keys) of those videos, in this order (e.g. a validation split).
+        frame_step: take every frame_step-th frame (1: consecutive frames, the paper's protocol).
     """
 
     def __init__(self, store: FrameSource, dataset: str, split: str | None, role: str | None, clip_len: int = 16,
-                 seed: int = 0, videos: Sequence[VideoInfo | str] | None = None) -> None:
-        self.store, self.clip_len, self.seed = store, clip_len, seed
+                 seed: int = 0, videos: Sequence[VideoInfo | str] | None = None, frame_step: int = 1) -> None:
+        self.store, self.clip_len, self.seed, self.frame_step = store, clip_len, seed, frame_step
+        self.span = clip_span(clip_len, frame_step)
         self.videos = _select(store, dataset, split, role, videos)
 
     def __len__(self) -> int:
@@ -116,8 +118,8 @@ class TrainClips(_Epoched):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         v = self.videos[index]
-        start = int(self._rng(index).integers(0, max(v.num_frames - self.clip_len, 0) + 1))
-        frames = clip_indices(v.num_frames, start, self.clip_len)
+        start = int(self._rng(index).integers(0, max(v.num_frames - self.span, 0) + 1))
+        frames = clip_indices(v.num_frames, start, self.clip_len, self.frame_step)
         return torch.from_numpy(self.store.read_frames(v.key, frames)), v.label
 
 
@@ -134,15 +136,16 @@ class EvalClips(Dataset):
         clip_len: frames per clip.
         videos: optional subset (VideoInfo or keys) of those videos, in this order.
         starts: maps a video's frame count to the int64 first frames of its clips (None: n_clips linspace starts).
+        frame_step: take every frame_step-th frame (1: consecutive frames, the paper's protocol).
     """
 
     def __init__(self, store: FrameSource, dataset: str, split: str | None, role: str | None, n_clips: int = 10,
                  clip_len: int = 16, videos: Sequence[VideoInfo | str] | None = None,
-                 starts: Callable[[int], np.ndarray] | None = None) -> None:
-        self.store, self.n_clips, self.clip_len = store, n_clips, clip_len
+                 starts: Callable[[int], np.ndarray] | None = None, frame_step: int = 1) -> None:
+        self.store, self.n_clips, self.clip_len, self.frame_step = store, n_clips, clip_len, frame_step
         self.videos = _select(store, dataset, split, role, videos)
         if starts is None:
-            starts = partial(linspace_clip_starts, n_clips=n_clips, clip_len=clip_len)
+            starts = partial(linspace_clip_starts, n_clips=n_clips, clip_len=clip_span(clip_len, frame_step))
         self.items = [(vi, int(s)) for vi, v in enumerate(self.videos) for s in starts(v.num_frames)]
 
     def __len__(self) -> int:
@@ -151,5 +154,5 @@ class EvalClips(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
         vi, start = self.items[index]
         v = self.videos[vi]
-        frames = clip_indices(v.num_frames, start, self.clip_len)
+        frames = clip_indices(v.num_frames, start, self.clip_len, self.frame_step)
         return torch.from_numpy(self.store.read_frames(v.key, frames)), v.label, vi

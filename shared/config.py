@@ -104,6 +104,10 @@ class PretrainConfig(_RunConfig):
     transforms: str = _opt("all", "Label space: a preset (all, ss, sp, ss+sp, ts, tp, ts+tp, ...) or a comma list of ss,sp,ts,tp.")
     clip_len: int = _shared("clip_len")
     clip_size: int = _opt(112, "Side of the square crop fed to the network (paper: 112).")
+    canvas: int = _opt(224, "Frames are resized to a canvas x canvas square before the V3S warp (paper: 224; "
+                       "S3D-G: 256).")
+    crop: int = _opt(112, "Side of the crop taken from the warped canvas, then resized to --clip-size (paper: 112; "
+                     "S3D-G: 224). crop / canvas is the share of the frame a pretext clip shows.")
     epochs: int = _opt(300, "Epochs over the pretraining videos (paper: 300).")
     batch_size: int = _opt(32, "Global batch size, split evenly over DDP ranks (paper: 32).")
     lr: float = _opt(0.01, "Initial SGD learning rate (paper: 0.01; 0.005 for R3D).")
@@ -141,6 +145,8 @@ class FinetuneConfig(_RunConfig):
     input_mode: Optional[str] = _opt(None, "Network input, rgb or diff; with --scratch only (default rgb; with --init "
                                      "it comes from the checkpoint).", choices=INPUT_MODES)
     clip_len: int = _shared("clip_len")
+    frame_step: int = _opt(1, "Take every k-th frame (the clip then spans (clip_len - 1) k + 1 frames; paper: 1, "
+                           "consecutive frames). Evaluation of the checkpoint reads clips the same way.")
     clip_size: int = _opt(112, "Side of the random crop (paper: 112).")
     epochs: int = _opt(160, "Finetuning epochs (paper: stops after 160).")
     batch_size: int = _opt(8, "Global batch size, split evenly over DDP ranks (paper: 8).")
@@ -170,8 +176,8 @@ class FinetuneConfig(_RunConfig):
     _tuples = ("classes",)
 
 
-_AT_LEAST_ONE = ("clip_len", "clip_size", "epochs", "batch_size", "val_videos", "train_per_class", "max_steps",
-                 "ckpt_every", "log_every")
+_AT_LEAST_ONE = ("clip_len", "frame_step", "clip_size", "canvas", "crop", "epochs", "batch_size", "val_videos",
+                 "train_per_class", "max_steps", "ckpt_every", "log_every")
 _NON_NEGATIVE = ("lr", "momentum", "weight_decay", "clip_grad", "backbone_lr_mult", "workers")
 
 
@@ -184,6 +190,8 @@ def _check_ranges(config: Any) -> None:
             raise ValueError(f"--{name.replace('_', '-')} {value!r} is out of range: it must be >= {low}")
     if not 0 <= config.dropout < 1:
         raise ValueError(f"--dropout {config.dropout!r} is out of range: it must be in [0, 1)")
+    if getattr(config, "crop", 0) > getattr(config, "canvas", 0) > 0:
+        raise ValueError(f"--crop {config.crop} is larger than --canvas {config.canvas}: the crop is taken from the canvas")
 
 
 def _from_dict(cls: type, d: dict) -> Any:

@@ -382,7 +382,8 @@ def normalize(clips: torch.Tensor) -> torch.Tensor:
 
 
 def pretext_batch(clips: torch.Tensor, spatial_labels: torch.Tensor, label_space: LabelSpace,
-                  generator: torch.Generator | None, out_size: int = 112) -> torch.Tensor:
+                  generator: torch.Generator | None, out_size: int = 112, canvas: int = CANVAS,
+                  crop: int = CROP) -> torch.Tensor:
     """V3S pretraining input: draw crops, warp every clip through its spatial class, normalise.
 
     Args:
@@ -390,9 +391,10 @@ def pretext_batch(clips: torch.Tensor, spatial_labels: torch.Tensor, label_space
         spatial_labels: (B,) long.
         label_space: gives the spatial classes.
         generator: CPU torch.Generator for the crop positions.
+        canvas, crop: the square canvas frames are resized to and the crop taken from it (paper: 224, 112).
     Returns: float32 (B, 3, T, out_size, out_size) on the clips' device.
     """
-    h = sample_spatial_params(spatial_labels, label_space, generator, tuple(clips.shape[2:4]), out_size)
+    h = sample_spatial_params(spatial_labels, label_space, generator, tuple(clips.shape[2:4]), out_size, canvas, crop)
     return _warp(clips, h, out_size, normalise=True)
 
 

@@ -86,8 +86,17 @@ def draw_temporal_label(num_frames: int, label_space: LabelSpace, rng: np.random
     return int(ok[rng.integers(0, ok.size)])
 
 
-def clip_indices(num_frames: int, start: int, clip_len: int = 16) -> np.ndarray:
-    """Indices of a plain (speed 1) clip; a video shorter than the clip repeats its last frame.
+def clip_span(clip_len: int = 16, frame_step: int = 1) -> int:
+    """Source frames a plain clip covers: clip_len frames taken every frame_step-th frame."""
+    if clip_len < 1 or frame_step < 1:
+        raise ValueError(f"need clip_len and frame_step >= 1, got {clip_len}, {frame_step}")
+    return (clip_len - 1) * frame_step + 1
+
+
+def clip_indices(num_frames: int, start: int, clip_len: int = 16, frame_step: int = 1) -> np.ndarray:
+    """Indices of a plain clip: clip_len frames every frame_step-th frame (1: consecutive frames, the paper's).
+
+    A video shorter than the clip's span repeats its last frame.
 
     Returns: int64 (clip_len,), all in [0, num_frames).
     """
@@ -95,7 +104,8 @@ def clip_indices(num_frames: int, start: int, clip_len: int = 16) -> np.ndarray:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     if not 0 <= start < num_frames:
         raise ValueError(f"start {start} is outside a video of {num_frames} frames")
-    return np.minimum(start + np.arange(clip_len, dtype=np.int64), num_frames - 1)
+    clip_span(clip_len, frame_step)
+    return np.minimum(start + frame_step * np.arange(clip_len, dtype=np.int64), num_frames - 1)
 
 
 def linspace_clip_starts(num_frames: int, n_clips: int = 10, clip_len: int = 16) -> np.ndarray:

@@ -157,3 +157,22 @@ def test_eval_clips_take_another_start_policy(store):
         n = ds.videos[vi].num_frames
         assert video == vi and label == ds.videos[vi].label
         assert [frame_index(f) for f in clip.numpy()] == [min(start + j, n - 1) for j in range(16)]
+
+
+def test_frame_step_reads_every_kth_frame_in_training_and_test_clips(store):
+    """--frame-step k: clips of clip_len frames k apart, starts chosen over the span (clip_len - 1) k + 1."""
+    ds = TrainClips(store, "toy", "1", "train", clip_len=8, seed=0, frame_step=3)
+    starts = set()
+    for e in range(20):
+        ds.set_epoch(e)
+        got = [frame_index(f) for f in ds[0][0].numpy()]   # 90 frames, span 22
+        assert np.all(np.diff(got) == 3)
+        starts.add(got[0])
+    assert len(starts) > 10 and max(starts) <= 90 - 22
+    assert [frame_index(f) for f in ds[3][0].numpy()] == [0, 3, 6, 9, 9, 9, 9, 9]   # 10 frames: last repeats
+    ev = EvalClips(store, "toy", "1", None, n_clips=4, clip_len=8, frame_step=3)
+    vi = [v.rel_path for v in ev.videos].index("b/v5.avi")   # 33 frames
+    for ci, start in enumerate(linspace_clip_starts(33, 4, 22).tolist()):
+        assert [frame_index(f) for f in ev[vi * 4 + ci][0].numpy()] == list(range(start, start + 22, 3))
+    with pytest.raises(ValueError, match="frame_step"):
+        TrainClips(store, "toy", "1", "train", frame_step=0)

@@ -77,6 +77,19 @@ def test_linspace_clips_equal_the_training_eval_clips(tiny):
     for i in range(len(ours)):
         (a, va), (b, _, vb) = ours[i], theirs[i]
         assert va == vb and torch.equal(a, b)
+    # With a frame step too (a checkpoint finetuned with --frame-step is evaluated on the same clips).
+    ours = F.ClipDataset(store, videos, F.ClipSpec("linspace", clip_len=8, crop=32, n_clips=3, frame_step=2))
+    theirs = EvalClips(store, "ucf101", "1", "test", n_clips=3, clip_len=8, frame_step=2)
+    for i in range(len(ours)):
+        assert torch.equal(ours[i][0], theirs[i][0])
+
+
+def test_frame_step_is_in_the_cache_key_only_when_used():
+    """Caches written before --frame-step existed keep their keys; another step never reuses them."""
+    plain = F.ClipSpec("linspace", clip_len=8, crop=32, n_clips=3)
+    assert plain.key() == {"mode": "linspace", "clip_len": 8, "crop": 32, "n_clips": 3}
+    assert F.ClipSpec("linspace", clip_len=8, crop=32, n_clips=3, frame_step=2).key() == {**plain.key(), "frame_step": 2}
+    assert F.ClipSpec("stride", clip_len=8, stride=4, frame_step=3).starts(40).tolist() == [0, 4, 8, 12, 16]   # span 22
 
 
 def test_video_means_equal_mean_over_clips(tiny):

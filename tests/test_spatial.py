@@ -304,3 +304,20 @@ def test_finetune_and_pretext_batches_have_the_training_shapes():
     # pretext_batch = params + warp + normalise
     h = S.sample_spatial_params(torch.tensor([0, 4, 11]), LS, torch.Generator().manual_seed(0), (64, 86), 48)
     torch.testing.assert_close(p, S.normalize(S.warp_clips(clips, h, 48)), atol=1e-5, rtol=0)
+
+
+def test_pretext_canvas_and_crop_set_the_share_of_the_frame():
+    """--canvas / --crop: with the crop as large as the canvas, the identity class shows the whole frame, resized
+    (bilinear, pixel centres as F.interpolate's align_corners=False); the paper's 224/112 shows a quarter of it."""
+    clips = random_clips(b=2, t=3, h=40, w=56)
+    identity = torch.zeros(2, dtype=torch.long)
+    whole = S.pretext_batch(clips, identity, LS, torch.Generator().manual_seed(0), 20, canvas=112, crop=112)
+    frames = clips.permute(0, 1, 4, 2, 3).flatten(0, 1).float() / 255
+    resized = torch.nn.functional.interpolate(frames, size=(20, 20), mode="bilinear", align_corners=False)
+    expected = S.normalize(resized.unflatten(0, (2, 3)).permute(0, 2, 1, 3, 4) * 255)   # (B, 3, T, H, W)
+    torch.testing.assert_close(whole, expected, atol=1e-3, rtol=0)
+    paper = S.pretext_batch(clips, identity, LS, torch.Generator().manual_seed(0), 20)
+    assert (paper - whole).abs().mean() > 0.1
+    h = S.sample_spatial_params(identity, LS, torch.Generator().manual_seed(0), (40, 56), 20, 128, 112)
+    corners = h[0] @ torch.tensor([[0.0, 20.0], [0.0, 20.0], [1.0, 1.0]], dtype=torch.float64)
+    assert corners[0, 1] - corners[0, 0] == pytest.approx(56 * 112 / 128)   # the crop spans 7/8 of the width

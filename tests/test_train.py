@@ -188,6 +188,7 @@ def bad_checkpoints(tmp_path) -> dict[str, Path]:
     (["--batch-size", "64"], "--batch-size 64 is larger than the 12 training videos"),
     (["--transforms", "ss,xx"], "['xx'] not understood"),
     (["--epochs", "0"], "--epochs 0 is out of range"),
+    (["--canvas", "100"], "--crop 112 is larger than --canvas 100"),
 ])
 def test_pretrain_bad_input_gives_clear_error(store, tmp_path, args, message):
     options = {"--store": store, "--dataset": "ucf101", "--out": str(tmp_path / "run"), **TINY_OPTS}

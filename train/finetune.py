@@ -115,8 +115,9 @@ def _finetune(config: FinetuneConfig, info: DistInfo) -> RunResult:
               {"params": list(model.head.parameters()), "lr": config.lr}]
     task = ClassificationTask(config.clip_size, info.device, flip=not config.no_flip)
     # Two instances: validation stays at epoch 0 (one fixed clip per video) while training moves on.
-    train = TrainClips(store, config.dataset, config.split, "train", clip_len=config.clip_len, seed=config.seed)
-    val = TrainClips(store, config.dataset, config.split, "train", clip_len=config.clip_len, seed=config.seed)
+    clips = dict(clip_len=config.clip_len, seed=config.seed, frame_step=config.frame_step)
+    train = TrainClips(store, config.dataset, config.split, "train", **clips)
+    val = TrainClips(store, config.dataset, config.split, "train", **clips)
     spec = RunSpec(kind="v3s-finetune", model=model, param_groups=groups, task=task,
                    train_set=EpochTagged(train, train_pos), val_set=EpochTagged(val, val_pos), score=task.score)
     return fit(config, spec, info)

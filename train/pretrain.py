@@ -12,7 +12,7 @@ from v3s.shared.checkpoint import build_network
 from v3s.shared.clips import PretextClips
 from v3s.shared.config import PretrainConfig
 from v3s.shared.labels import PAPER_SP, PAPER_SS, PAPER_TP, PAPER_TS, PRESETS, LabelSpace
-from v3s.shared.spatial import normalize, pretext_batch, sample_spatial_params, warp_clips
+from v3s.shared.spatial import CANVAS, CROP, normalize, pretext_batch, sample_spatial_params, warp_clips
 
 from .data import EpochTagged, default_workers, draw_validation, open_split, seed_for
 from .distributed import DistInfo, run_distributed
@@ -40,24 +40,27 @@ class PretextTask:
     Args:
         label_space: the classes of both heads. clip_size: output side. device: where batches go.
         seed: run seed (validation crops are drawn from (seed, video index), the same at every validation).
+        canvas, crop: the pretext geometry (`v3s.shared.spatial.pretext_batch`; paper: 224, 112).
     """
 
     metric_names = ("acc_spatial", "acc_temporal")
 
-    def __init__(self, label_space: LabelSpace, clip_size: int, device: torch.device, seed: int):
+    def __init__(self, label_space: LabelSpace, clip_size: int, device: torch.device, seed: int,
+                 canvas: int = CANVAS, crop: int = CROP):
         self.space, self.size, self.device, self.seed = label_space, clip_size, device, seed
+        self.canvas, self.crop = canvas, crop
 
     def inputs(self, batch, generator: torch.Generator | None):
         """batch: (uint8 clips (B,T,H,W,3), spatial labels (B,), temporal labels (B,), video indices (B,))."""
         clips, spatial, temporal, index = batch
         on_device = clips.to(self.device, non_blocking=True)
         if generator is not None:
-            x = pretext_batch(on_device, spatial, self.space, generator, self.size)
+            x = pretext_batch(on_device, spatial, self.space, generator, self.size, self.canvas, self.crop)
         else:
             hw = tuple(clips.shape[2:4])
             h = torch.cat([sample_spatial_params(spatial[j:j + 1], self.space,
                                                  torch.Generator().manual_seed(seed_for(self.seed, VAL_AUG, int(index[j]))),
-                                                 hw, self.size) for j in range(len(index))])
+                                                 hw, self.size, self.canvas, self.crop) for j in range(len(index))])
             x = normalize(warp_clips(on_device, h, self.size))
         return x, (spatial.to(self.device, non_blocking=True), temporal.to(self.device, non_blocking=True))
 
@@ -93,7 +96,7 @@ def _pretrain(config: PretrainConfig, info: DistInfo) -> RunResult:
                                          what=f"the train list of {config.dataset!r} split {config.split}{short}")
     torch.manual_seed(config.seed)
     model = build_network(config)
-    task = PretextTask(space, config.clip_size, info.device, config.seed)
+    task = PretextTask(space, config.clip_size, info.device, config.seed, config.canvas, config.crop)
     spec = RunSpec(kind="v3s-pretrain", model=model, param_groups=[{"params": list(model.parameters())}], task=task,
                    train_set=EpochTagged(train, train_pos), val_set=EpochTagged(val, val_pos), score=task.score)
     return fit(config, spec, info)
