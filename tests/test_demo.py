@@ -9,7 +9,7 @@ import pytest
 from v3s.evaluate.demo import DemoConfig, run_demo
 
 TINY = dict(classes=4, videos_per_class=6, aslan_classes=20, aslan_videos_per_class=3, aslan_pairs_per_fold=4,
-            store_size=(48, 64), width=0.125, clip_len=8, clip_size=32, pretrain_steps=4, pretrain_batch=4,
+            synth_size=(48, 64), store_size=(48, 64), width=0.125, clip_len=8, clip_size=32, pretrain_steps=4, pretrain_batch=4,
             pretrain_val_videos=4, train_per_class=2, finetune_steps=3, finetune_batch=4, finetune_val_videos=2,
             seeds=(0,), jobs=2, workers=0)
 
@@ -31,6 +31,9 @@ def test_every_stage_ran_and_the_report_has_the_table(demo):
     assert json.loads((out / "results.json").read_text())["finetune_gain_mean"] == results["finetune_gain_mean"]
     top1 = results["finetune_top1"]
     assert set(top1) == {"v3s", "random"} and all(0 <= v <= 1 for arm in top1.values() for v in arm.values())
+    losses = results["finetune_train_loss"]
+    assert set(losses) == {"v3s", "random"} and all(0 < v < 10 for arm in losses.values() for v in arm.values())
+    assert "training loss at the end" in report
     checks = results["checks"]
     assert checks["n_videos"] == TINY["pretrain_val_videos"] and checks["backbone_tensors"] > 0
     assert -1 <= checks["feature_cosine_vs_random"] <= 1
