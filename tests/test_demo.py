@@ -50,3 +50,16 @@ def test_a_rerun_reuses_finished_work(demo):
     assert again["pretext"]["step"] == TINY["pretrain_steps"]
     # Nothing is decoded, trained or extracted again: a fraction of the first run (generous for noisy machines).
     assert rerun < max(0.5 * seconds, 5.0), (rerun, seconds)
+
+
+def test_cli_rejects_bad_values_before_running(tmp_path):
+    from click.testing import CliRunner
+
+    from v3s.evaluate.demo import main
+
+    out = tmp_path / "never"
+    r = CliRunner().invoke(main, ["--out", str(out), "--backbone-lr-mult", "-1"])
+    assert r.exit_code == 2 and "--backbone-lr-mult -1.0: must be >= 0" in r.output
+    r = CliRunner().invoke(main, ["--out", str(out), "--seeds", "0,x"])
+    assert r.exit_code == 2 and "--seeds '0,x'" in r.output
+    assert not out.exists()
