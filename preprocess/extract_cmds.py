@@ -84,7 +84,7 @@ def info(store, as_json, failures) -> None:
 @click.argument("store", type=click.Path())
 def verify(store) -> None:
     """Decode every stored frame and check it against the manifest; exit 1 naming damaged videos."""
-    from ..shared.store import verify_store
+    from ..shared.store import Store, verify_store
 
     try:
         problems = verify_store(store)
@@ -95,4 +95,7 @@ def verify(store) -> None:
         click.echo(f"damaged: {key}: {what}", err=True)
     if problems:
         sys.exit(1)
-    click.echo(f"{store}: ok")
+    opened = Store(store)
+    counts = [f"{name} {len(vs)} videos, {sum(v.num_frames for v in vs)} frames"
+              for name in opened.datasets for vs in [opened.videos(name)]]
+    click.echo(f"{store}: ok, every frame decodes ({'; '.join(counts)})")
