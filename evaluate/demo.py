@@ -25,6 +25,7 @@ from v3s.preprocess.synth import SynthConfig, generate, write_contact_sheet
 from v3s.shared.checkpoint import load_checkpoint
 from v3s.shared.config import FinetuneConfig, PretrainConfig
 from v3s.train.finetune import finetune
+from v3s.train.logging import read_metrics
 from v3s.train.pretrain import pretrain
 
 from .run_aslan import AslanConfig, run_aslan
@@ -116,14 +117,14 @@ def _train(run: Callable, config, out: Path):
 
 def _final_train_loss(run_dir: Path, last: int = 5) -> float:
     """Mean training loss over a run's last `last` logged epochs (its metrics.jsonl)."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    losses = [row["loss"] for row in rows if row.get("phase") == "train"]
+    losses = [row["loss"] for row in read_metrics(run_dir / "metrics.jsonl") if row.get("phase") == "train"]
     return float(np.mean(losses[-last:])) if losses else float("nan")
 
 
-def _finetune_one_thread(config: FinetuneConfig) -> float:
-    """One finetuning run on one CPU thread (a joblib task); returns its wall time in seconds."""
-    torch.set_num_threads(1)
+def _timed_finetune(config: FinetuneConfig, threads: int | None = None) -> float:
+    """One finetuning run (on `threads` CPU threads when given); returns its wall time in seconds."""
+    if threads is not None:
+        torch.set_num_threads(threads)
     t0 = time.perf_counter()
     _train(finetune, config, Path(config.out))
     return time.perf_counter() - t0
@@ -136,15 +137,10 @@ def _finetune_all(configs: list[FinetuneConfig], jobs: int) -> list[float]:
     (docs/demo.md), and a busy machine slows a one-thread run far less than a two-thread one.
     """
     if jobs <= 1:
-        times = []
-        for config in configs:
-            t0 = time.perf_counter()
-            _train(finetune, config, Path(config.out))
-            times.append(time.perf_counter() - t0)
-        return times
+        return [_timed_finetune(config) for config in configs]
     from joblib import Parallel, delayed
 
-    return Parallel(n_jobs=jobs, backend="loky")(delayed(_finetune_one_thread)(c) for c in configs)
+    return Parallel(n_jobs=jobs, backend="loky")(delayed(_timed_finetune)(c, threads=1) for c in configs)
 
 
 def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, Any]:

@@ -106,6 +106,14 @@ class ClipSpec:
         return key if self.frame_step == 1 else {**key, "frame_step": self.frame_step}
 
 
+def clip_geometry(cfg: Any, loaded: "LoadedModel") -> dict[str, int]:
+    """ClipSpec's clip_len, crop and frame_step: the options `cfg.clip_len`, `cfg.clip_size` and `cfg.frame_step`
+    where given, else the checkpoint's (16, 112 and 1 where it has none)."""
+    return {"clip_len": cfg.clip_len or int(loaded.config.get("clip_len", 16)),
+            "crop": cfg.clip_size or int(loaded.config.get("clip_size", 112)),
+            "frame_step": cfg.frame_step or int(loaded.config.get("frame_step", 1))}
+
+
 class ClipDataset(EvalClips):
     """Every (video, clip start) of `spec` for a list of videos, in video order: `EvalClips` with the spec's starts.
 

@@ -24,8 +24,8 @@ from v3s.data_manifest import read_pairs
 from v3s.shared.temporal import clip_span
 
 from .aslan import AslanResult, evaluate_folds, feature_names, pair_arrays, pair_features
-from .features import (ClipSpec, cached_features, extraction_options, open_dataset, output_dirs, resolve_model,
-                       tap_forward, write_json)
+from .features import (ClipSpec, cached_features, clip_geometry, extraction_options, open_dataset, output_dirs,
+                       resolve_model, tap_forward, write_json)
 from .plots import roc_png
 from .retrieval import l2_normalize_rows
 
@@ -203,11 +203,9 @@ def run_aslan(cfg: AslanConfig, log: Callable[[str], None] | None = None) -> dic
             raise ValueError(f"{len(missing)} sample(s) named in {cfg.pairs} are not ok videos of {cfg.dataset!r} in "
                              f"store {cfg.store}: {why}")
         videos = [by_id[s] for s in needed]
-        clip_len = cfg.clip_len or int(loaded.config.get("clip_len", 16))
-        spec = ClipSpec("stride", clip_len=clip_len, crop=cfg.clip_size or int(loaded.config.get("clip_size", 112)),
-                        stride=cfg.stride or max(1, clip_len // 2),
-                        frame_step=cfg.frame_step or int(loaded.config.get("frame_step", 1)))
-        span = clip_span(clip_len, spec.frame_step)
+        geometry = clip_geometry(cfg, loaded)
+        spec = ClipSpec("stride", stride=cfg.stride or max(1, geometry["clip_len"] // 2), **geometry)
+        span = clip_span(spec.clip_len, spec.frame_step)
         short = sum(v.num_frames < span for v in videos)
         if short:
             notes.append(f"{short} video(s) are shorter than {span} frames: one clip each, last frame repeated")

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .features import (ClipSpec, cached_features, extraction_options, open_dataset, output_dirs, resolve_model,
-                       split_videos, tap_forward, write_json)
+from .features import (ClipSpec, cached_features, clip_geometry, extraction_options, open_dataset, output_dirs,
+                       resolve_model, split_videos, tap_forward, write_json)
 from .plots import HIT, MISS, Thumb, retrieval_grid_png, topk_curve_png
 from .retrieval import PEER_KS, nearest_neighbours, retrieval_topk
 
@@ -83,10 +83,7 @@ def run_retrieval(cfg: RetrievalConfig, log: Callable[[str], None] | None = None
     store = open_dataset(cfg.store, cfg.dataset, cfg.split)
     gallery_videos = split_videos(store, cfg.dataset, cfg.split, "train")
     query_videos = split_videos(store, cfg.dataset, cfg.split, "test")
-    spec = ClipSpec("linspace",
-                    clip_len=cfg.clip_len or int(loaded.config.get("clip_len", 16)),
-                    crop=cfg.clip_size or int(loaded.config.get("clip_size", 112)), n_clips=cfg.clips,
-                    frame_step=cfg.frame_step or int(loaded.config.get("frame_step", 1)))
+    spec = ClipSpec("linspace", n_clips=cfg.clips, **clip_geometry(cfg, loaded))
     cache_dir, default_out = output_dirs(cfg, loaded)
     forward = tap_forward(loaded.backbone, [cfg.layer])
     common = extraction_options(cfg, loaded, log, cache_dir=cache_dir)
