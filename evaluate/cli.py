@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .features import jsonable
+from v3s.shared.atomic import jsonable
 
 
 def _ints(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:

@@ -29,7 +29,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from v3s.shared.checkpoint import atomic_write, build_network, config_from_checkpoint, load_checkpoint
+from v3s.shared.atomic import atomic_write, write_bytes
+from v3s.shared.checkpoint import build_network, config_from_checkpoint, load_checkpoint
 from v3s.shared.clips import EvalClips
 from v3s.shared.models import VideoModel, build_backbone
 from v3s.shared.spatial import eval_batch
@@ -283,7 +284,7 @@ def file_sha256(path: str | os.PathLike, memo_dir: str | os.PathLike | None = No
     if memo_file is not None:
         memo[path.name] = {"size": key[1], "mtime_ns": key[2], "inode": key[3], "sha256": digest}
         try:
-            atomic_write_bytes(memo_file, (json.dumps(memo, indent=1, sort_keys=True) + "\n").encode())
+            write_bytes(memo_file, (json.dumps(memo, indent=1, sort_keys=True) + "\n").encode())
         except OSError:
             pass  # a read-only checkpoint folder only costs a re-hash next time
     return digest
@@ -314,12 +315,6 @@ def cache_key(parts: Mapping[str, Any]) -> str:
     """The cache file stem for a protocol description (a JSON-able mapping)."""
     blob = json.dumps({"cache_version": CACHE_VERSION, **parts}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file, and its folders, so that readers see the old content or the new, never a torn file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: f.write(data))
 
 
 def save_features(path: Path, feats: Features, meta: Mapping[str, Any]) -> None:
@@ -601,27 +596,3 @@ def split_videos(store: Store, dataset: str, split: str, role: str) -> list[Vide
 def default_workers() -> int:
     """DataLoader workers when --workers is not given: min(8, CPU cores - 1), at least 0."""
     return max(0, min(8, (os.cpu_count() or 1) - 1))
-
-
-def jsonable(x: Any) -> Any:
-    """Numbers and containers as strict JSON values: numpy scalars to Python, NaN / inf to None."""
-    if isinstance(x, Mapping):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return jsonable(x.tolist())
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if np.isfinite(x) else None
-    if isinstance(x, Path):
-        return str(x)
-    return x
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write strict JSON (see `jsonable`) atomically."""
-    path = Path(path)
-    atomic_write_bytes(path, (json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n").encode())
-    return path

@@ -18,12 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from v3s.shared.atomic import write_json
 from v3s.shared.labels import LabelSpace
 from v3s.shared.spatial import eval_batch
 from v3s.shared.store import Store, decode_jpeg
 from v3s.shared.temporal import clip_indices, clip_span
 
-from .features import LoadedModel, load_model, resolve_device, write_json
+from .features import LoadedModel, load_model, resolve_device
 from .plots import gradcam_strip_png, heatmap_overlay, save_gif
 
 TARGETS = ("auto", "predicted", "spatial", "temporal")  # or a class id

@@ -24,8 +24,10 @@ from v3s.data_manifest import read_pairs
 from v3s.shared.temporal import clip_span
 
 from .aslan import AslanResult, evaluate_folds, feature_names, pair_arrays, pair_features
+from v3s.shared.atomic import write_json
+
 from .features import (ClipSpec, cached_features, clip_geometry, extraction_options, open_dataset, output_dirs,
-                       resolve_model, tap_forward, write_json)
+                       resolve_model, tap_forward)
 from .plots import roc_png
 from .retrieval import l2_normalize_rows
 

@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from v3s.shared.atomic import write_json
+
 from .features import (ClipSpec, cached_features, extraction_options, load_model, logits_forward, open_dataset,
-                       split_videos, write_json)
+                       split_videos)
 from .plots import confusion_matrix_png
 from .recognition import AGGREGATION_MODES, aggregate_clips, confusion_matrix, per_class_accuracy, topk_accuracy
 

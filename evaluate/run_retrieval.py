@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from v3s.shared.atomic import write_json
+
 from .features import (ClipSpec, cached_features, clip_geometry, extraction_options, open_dataset, output_dirs,
-                       resolve_model, split_videos, tap_forward, write_json)
+                       resolve_model, split_videos, tap_forward)
 from .plots import HIT, MISS, Thumb, retrieval_grid_png, topk_curve_png
 from .retrieval import PEER_KS, nearest_neighbours, retrieval_topk
 

@@ -16,54 +16,21 @@ Loading uses `torch.load(weights_only=True)`: a checkpoint file cannot run code.
 """
 from __future__ import annotations
 
-import os
 import random
 import subprocess
-import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Union
+from typing import Any, Union
 
 import numpy as np
 import torch
 
+from .atomic import atomic_write
 from .config import FinetuneConfig, PretrainConfig
 from .labels import LabelSpace
 from .models import ClassifierHead, V3SHead, VideoModel, build_backbone
 
 FORMAT_VERSION = 1
 KINDS = ("v3s-pretrain", "v3s-finetune")
-
-
-def atomic_write(path: Union[str, Path], write: Callable[[BinaryIO], Any], sync_dir: bool = False) -> Path:
-    """Write a file so that a reader (or a run killed mid-write) sees the old file or the new one, never a torn one.
-
-    `write` fills a temp file in the same folder, which is flushed, fsynced and renamed over `path`; on any error
-    the temp file is removed. Checkpoints and the evaluation's feature cache and results all go through here.
-
-    Args:
-        path: the file to write; its folder must exist.
-        write: called with the open binary temp file, writes the whole content.
-        sync_dir: also fsync the folder, so that the rename itself survives a crash.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    if sync_dir:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    return path
 
 
 def save_checkpoint(ckpt: dict, path: Union[str, Path]) -> None:

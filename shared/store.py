@@ -335,6 +335,22 @@ class Store:
             )
         return out
 
+    def split(self, dataset: str, split: str, role: str) -> list[VideoInfo]:
+        """The ok videos with `role` in split `split` of `dataset`: how every stage opens a split.
+
+        Raises:
+            ValueError: the dataset or the split is not in the store (naming what it holds), or the list is empty.
+        """
+        if dataset not in self._index:
+            raise ValueError(f"dataset {dataset!r} is not in store {str(self.path)!r}; it holds {list(self._index)}")
+        if str(split) not in self.split_ids(dataset):
+            raise ValueError(f"split {split!r} is not a split of {dataset!r} in store {str(self.path)!r}; "
+                             f"valid splits: {list(self.split_ids(dataset))}")
+        videos = self.videos(dataset, str(split), role)
+        if not videos:
+            raise ValueError(f"split {split!r} of {dataset!r} in store {str(self.path)!r} has no {role} videos")
+        return videos
+
     def failures(self, dataset: str) -> list[dict[str, str]]:
         """Videos that are not ok: dicts with rel_path, status ("failed" | "too_short" | "missing"), reason."""
         idx = self._dataset(dataset)
