@@ -25,7 +25,7 @@ test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
 demo: install
-	$(BIN)/python -m v3s.evaluate.demo --out $(OUT)
+	$(BIN)/v3s-eval demo --out $(OUT)
 
 clean:
 	rm -rf $(VENV) $(OUT)

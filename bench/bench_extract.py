@@ -26,7 +26,7 @@ import numpy as np
 from joblib import Parallel, delayed
 
 from v3s.preprocess.extract import ExtractConfig, run_extract
-from v3s.shared.ffmpeg_bin import ffmpeg_exe
+from v3s.shared.video import ffmpeg_exe
 from v3s.shared.store import Store
 
 DEFAULT_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "videos"

@@ -23,11 +23,13 @@ from v3s.shared.checkpoint import build_network
 from v3s.shared.clips import PretextClips
 from v3s.shared.config import PretrainConfig
 from v3s.shared.labels import LabelSpace
+from v3s.shared.clips import ClipItem
+from v3s.shared.spatial import sample_spatial_params
 from v3s.shared.store import Store
-from v3s.train.data import EpochSampler, EpochTagged, make_loader
+from v3s.shared.tasks import PretextTask
+from v3s.train.data import EpochSampler, make_loader
 from v3s.train.distributed import DistInfo
 from v3s.train.loop import StepContext, train_one_epoch
-from v3s.train.pretrain import PretextTask
 
 CPU = torch.device("cpu")
 
@@ -45,12 +47,15 @@ def train_clips_per_s(width: float, clip_len: int, size: int, batch: int, steps:
     torch.manual_seed(0)
     model = build_network(PretrainConfig(store="", dataset="", out="", width=width, label_space=space.to_dict()))
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    ctx = StepContext(device=CPU, amp_dtype=None, clip_grad=0.0, seed=0, rank=0, world_size=1, channels_last=False)
+    ctx = StepContext(device=CPU, amp_dtype=None, clip_grad=0.0, seed=0, rank=0, world_size=1, channels_last=False,
+                      clip_size=size)
     g = torch.Generator().manual_seed(0)
-    batch_t = (torch.randint(0, 256, (batch, clip_len, *frame_hw, 3), dtype=torch.uint8, generator=g),
-               torch.randint(0, space.n_spatial, (batch,), generator=g),
-               torch.randint(0, space.n_temporal, (batch,), generator=g), torch.arange(batch))
-    task = PretextTask(space, size, CPU, 0)
+    spatial = torch.randint(0, space.n_spatial, (batch,), generator=g)
+    batch_t = ClipItem(torch.randint(0, 256, (batch, clip_len, *frame_hw, 3), dtype=torch.uint8, generator=g),
+                       sample_spatial_params(spatial, space, g, frame_hw, size),
+                       torch.stack([spatial, torch.randint(0, space.n_temporal, (batch,), generator=g)], 1),
+                       torch.arange(batch))
+    task = PretextTask(space)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
 
     def run(n: int) -> None:
@@ -68,7 +73,7 @@ def train_clips_per_s(width: float, clip_len: int, size: int, batch: int, steps:
 
 def loader_clips_per_s(store: Store, workers: int, batches: int, batch: int = 8) -> float:
     """Clips/s of the pretraining DataLoader alone (after its first batch, which pays the worker start-up)."""
-    data = EpochTagged(PretextClips(store, "ucf101", "1", "train", LabelSpace(), clip_len=16, seed=0))
+    data = PretextClips(store, "ucf101", "1", "train", LabelSpace(), clip_len=16, seed=0)
     sampler = EpochSampler(len(data), seed=0, info=DistInfo(0, 1, 0, CPU))
     loader = make_loader(data, sampler, batch_size=batch, workers=workers, device=CPU, seed=0, drop_last=True)
     n, epoch, t0 = -1, 0, None

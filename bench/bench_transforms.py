@@ -131,7 +131,7 @@ def gpu_share(batch: int, frames: int, repeats: int) -> None:
 
 def decode(video: str, height: int = 128, width: int = 171) -> np.ndarray:
     """All frames of a video, resized like the store, as uint8 (N, H, W, 3)."""
-    from v3s.shared.ffmpeg_bin import ffmpeg_exe
+    from v3s.shared.video import ffmpeg_exe
 
     raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", video, "-vf", f"scale={width}:{height}", "-f", "rawvideo",
                           "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout

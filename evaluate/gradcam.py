@@ -9,7 +9,6 @@ its maximum over the whole clip, so frames of one clip share one scale.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +17,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from v3s.shared.atomic import write_json
+from v3s.shared.checkpoint import LoadedModel, load_model
 from v3s.shared.labels import LabelSpace
+from v3s.shared.runtime import resolve_device
 from v3s.shared.spatial import eval_batch
 from v3s.shared.store import Store, decode_jpeg
 from v3s.shared.temporal import clip_indices, clip_span
 
-from .features import LoadedModel, load_model, resolve_device
+from .config import GRADCAM_TARGETS, GradcamConfig
 from .plots import gradcam_strip_png, heatmap_overlay, save_gif
+from .resolve import describe_model
+from .results import trailer, write_results
 
-TARGETS = ("auto", "predicted", "spatial", "temporal")  # or a class id
 DEFAULT_SIZE = (128, 171)  # the paper's resize, when a --video's checkpoint names no readable store
 
 
@@ -72,41 +73,12 @@ def grad_cam(model: nn.Module, x: Tensor, layer: nn.Module, select: Callable[[An
     return cam.float().cpu().numpy(), detach(out)
 
 
-@dataclass(frozen=True)
-class GradcamConfig:
-    """Options of `v3s-eval gradcam`.
-
-    Attributes:
-        ckpt: a finetune checkpoint (class targets) or pretrain checkpoint (V3S head targets).
-        video: a video file (decoded with ffmpeg at `size`); or store + dataset + key | index.
-        index: position in the dataset's ok videos, sorted by rel_path (the order `v3s-prep info` uses).
-        target: "auto" (finetune: predicted; pretrain: spatial), "predicted", a class id, "spatial", "temporal".
-        start: first frame of the clip (default: the centred clip).
-        size: HxW the --video is resized to (default: the checkpoint's training store's frame size).
-        device, out: where to run and write (default out: CKPT_DIR/eval/gradcam-<video>).
-        fps: GIF frame rate.
-    """
-
-    ckpt: str
-    video: str | None = None
-    store: str | None = None
-    dataset: str | None = None
-    key: str | None = None
-    index: int | None = None
-    target: str = "auto"
-    start: int | None = None
-    size: tuple[int, int] | None = None
-    device: str = "auto"
-    out: str | None = None
-    fps: float = 8.0
-
-
 def _video_size(loaded: LoadedModel, size: tuple[int, int] | None) -> tuple[int, int]:
     """The --size, else the frame size of the store the checkpoint was trained on, else 128x171."""
     if size is not None:
         return size
     try:
-        settings = Store(loaded.config["store"]).settings(loaded.config["dataset"])
+        settings = Store(loaded.config.store).settings(loaded.config.dataset)
         return int(settings["height"]), int(settings["width"])
     except (KeyError, ValueError, OSError):
         return DEFAULT_SIZE
@@ -114,12 +86,13 @@ def _video_size(loaded: LoadedModel, size: tuple[int, int] | None) -> tuple[int,
 
 def load_clip_frames(cfg: GradcamConfig, loaded: LoadedModel) -> tuple[np.ndarray, dict[str, Any]]:
     """All frames needed for the clip: uint8 (T, H, W, 3) and a description of where they came from."""
-    clip_len, step = int(loaded.config["clip_len"]), int(loaded.config.get("frame_step", 1))
+    geometry = loaded.clip_geometry()
+    clip_len, step = geometry["clip_len"], geometry["frame_step"]
     span = clip_span(clip_len, step)
     if cfg.video:
         if cfg.store or cfg.key or cfg.index is not None:
             raise ValueError("give either --video FILE or --store/--dataset/--key|--index, not both")
-        from v3s.preprocess.decode import decode_video  # ffmpeg is needed only on this path
+        from v3s.shared.video import decode_video  # ffmpeg is needed only on this path
 
         path = Path(cfg.video)
         if not path.is_file():
@@ -182,8 +155,8 @@ def _target(loaded: LoadedModel, target: str) -> tuple[str, int | None]:
     try:
         cls = int(target)
     except ValueError:
-        raise ValueError(f"--target {target!r} is not one of {TARGETS} or a class id") from None
-    n = int(loaded.config["n_classes"])
+        raise ValueError(f"--target {target!r} is not one of {GRADCAM_TARGETS} or a class id") from None
+    n = int(loaded.config.n_classes)
     if not 0 <= cls < n:
         raise ValueError(f"--target class id {cls} is out of range: the checkpoint has {n} classes (0..{n - 1})")
     return "classifier", cls
@@ -191,8 +164,8 @@ def _target(loaded: LoadedModel, target: str) -> tuple[str, int | None]:
 
 def _class_names(loaded: LoadedModel, head: str) -> list[str]:
     if head == "classifier":
-        return list(loaded.config.get("classes") or range(int(loaded.config["n_classes"])))
-    space = LabelSpace.from_dict(loaded.config["label_space"])
+        return list(loaded.config.classes or range(int(loaded.config.n_classes)))
+    space = LabelSpace.from_dict(loaded.config.label_space)
     classes = space.spatial_classes if head == "spatial" else space.temporal_classes
     return [c.name for c in classes]
 
@@ -208,7 +181,7 @@ def run_gradcam(cfg: GradcamConfig) -> dict[str, Any]:
     loaded = load_model(cfg.ckpt)
     head, cls = _target(loaded, cfg.target)
     frames, source = load_clip_frames(cfg, loaded)
-    crop = int(loaded.config["clip_size"])
+    crop = loaded.clip_geometry()["clip_size"]
     h, w = frames.shape[1:3]
     if crop > min(h, w):
         raise ValueError(f"the checkpoint's clip size {crop} is larger than the frames ({h}x{w})")
@@ -232,20 +205,19 @@ def run_gradcam(cfg: GradcamConfig) -> dict[str, Any]:
     probs = torch.softmax(logits, 0)
 
     name = Path(source["video"]).stem if cfg.video else source["video"].replace("/", "_")
-    out = Path(cfg.out) if cfg.out else Path(cfg.ckpt).resolve().parent / "eval" / f"gradcam-{Path(name).stem}"
+    out = Path(cfg.out) if cfg.out else loaded.path.resolve().parent / "eval" / f"gradcam-{Path(name).stem}"
     out.mkdir(parents=True, exist_ok=True)
     overlays = heatmap_overlay(shown, cam)
     title = f"{source['video']}: Grad-CAM of {head} class {names[chosen]!s} (p={float(probs[chosen]):.2f})"
     files = {
-        "results": out / "results.json",
         "strip": gradcam_strip_png(shown, overlays, out / "gradcam.png", title=title),
         "gif": save_gif(overlays, out / "gradcam.gif", fps=cfg.fps),
         "cam": out / "cam.npy",
     }
     np.save(files["cam"], cam)
-    results = {
+    return write_results(out, {
         "task": "gradcam",
-        "model": loaded.describe(),
+        "model": describe_model(loaded),
         "source": source,
         "head": head,
         "target": {"class_id": chosen, "class_name": str(names[chosen]), "logit": float(logits[chosen]),
@@ -253,11 +225,8 @@ def run_gradcam(cfg: GradcamConfig) -> dict[str, Any]:
         "predicted": {"class_id": int(logits.argmax()), "class_name": str(names[int(logits.argmax())])},
         "layer": "conv5",
         "cam_shape": list(cam.shape),
-        "files": files,
-        "config": asdict(cfg),
-    }
-    write_json(files["results"], results)
-    return results
+        "config": cfg.to_dict(),
+    }, files)
 
 
 def format_table(results: dict[str, Any]) -> str:
@@ -266,5 +235,5 @@ def format_table(results: dict[str, Any]) -> str:
     lines = [f"gradcam  {results['source']['video']} frames {results['source']['frames'][0]}.."
              f"{results['source']['frames'][-1]}: {results['head']} class {t['class_id']} ({t['class_name']}), "
              f"p={t['probability']:.3f}, {t['chosen_by']}"]
-    lines += [f"  {name}: {path}" for name, path in results["files"].items()]
+    lines += trailer(results)
     return "\n".join(lines)

@@ -1,183 +1,125 @@
-"""Clip -> video aggregation and the accuracy metrics of action recognition (model-independent, numpy in/out).
+"""Action recognition of a finetuned checkpoint on a store's test split (paper section 4.3).
 
-The paper (section 4.3) scores 10 clips per video and averages the softmax probabilities; VCOP averages the
-logits. Both are offered by :func:`aggregate_clips`. Ties in a ranking are broken towards the lower class index,
-the same rule as ``np.argmax`` and a stable sort, so every metric here is deterministic.
+10 clips per test video at linspace centres, centre crop, softmax probabilities averaged over the clips (logit
+averaging on request), top-1/top-5 at clip and video level, per-class accuracy, a confusion-matrix PNG, a
+predictions CSV and a results JSON. The metrics are `v3s.evaluate.metrics.recognition`'s.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import csv
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-AGGREGATION_MODES = ("prob", "logit")
+from v3s.shared.config import FinetuneConfig
+from v3s.shared.store import Store
+
+from .config import RecognitionConfig
+from .features import ClipSpec, logits_forward
+from .metrics.recognition import aggregate_clips, confusion_matrix, per_class_accuracy, topk_accuracy
+from .plots import confusion_matrix_png
+from .resolve import Extractor, clip_geometry, describe_model, output_dir, resolve_model
+from .results import trailer, write_results
+
+TOP_KS = (1, 5)
 
 
-def _check_index(video_index: np.ndarray, n_rows: int, n_videos: int) -> np.ndarray:
-    """Validate a clip -> video index and check that no video is left without clips."""
-    video_index = np.asarray(video_index)
-    if video_index.shape != (n_rows,):
-        raise ValueError(f"video_index must have shape ({n_rows},) (one entry per clip), got {video_index.shape}")
-    if not np.issubdtype(video_index.dtype, np.integer):
-        raise ValueError(f"video_index must hold integers, got dtype {video_index.dtype}")
-    if n_videos < 1:
-        raise ValueError(f"n_videos must be >= 1, got {n_videos}")
-    if n_rows and (video_index.min() < 0 or video_index.max() >= n_videos):
-        raise ValueError(
-            f"video_index must lie in [0, {n_videos}), got values in [{video_index.min()}, {video_index.max()}]"
-        )
-    counts = np.bincount(video_index, minlength=n_videos)
-    if (counts == 0).any():
-        missing = np.flatnonzero(counts == 0)
-        raise ValueError(f"{missing.size} video(s) have no clips, e.g. video {missing[:5].tolist()}")
-    return video_index
+def check_classes(config: FinetuneConfig, store_classes: tuple[str, ...], dataset: str, ckpt: str) -> None:
+    """A finetuned classifier's classes must be the dataset's, in the same order; ValueError naming both."""
+    if config.n_classes != len(store_classes):
+        raise ValueError(f"checkpoint {ckpt} classifies {config.n_classes} classes but dataset {dataset!r} in the store "
+                         f"has {len(store_classes)}; evaluate it on the dataset it was finetuned on ({config.dataset!r})")
+    names = config.classes
+    if names is not None and tuple(names) != tuple(store_classes):
+        i = next(i for i, (a, b) in enumerate(zip(names, store_classes)) if a != b)
+        raise ValueError(f"checkpoint {ckpt} has class {i} = {names[i]!r} but dataset {dataset!r} in the store has "
+                         f"{store_classes[i]!r}: the label orders differ")
 
 
-def mean_over_clips(clip_values: np.ndarray, video_index: np.ndarray, n_videos: int) -> np.ndarray:
-    """Average clip rows into one row per video; every video must have at least one clip.
+def run_recognition(cfg: RecognitionConfig, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Evaluate a finetuned checkpoint; write results.json, confusion.png and predictions.csv to the out folder.
 
     Args:
-        clip_values: (N_clips, D) float array, one row per clip (features, logits or probabilities).
-        video_index: (N_clips,) int array, the video (0..n_videos-1) each clip belongs to; any order.
-        n_videos: number of videos; a video with no clip raises ValueError rather than being dropped.
-
+        cfg: the options.
+        log: receives one-line progress messages (cache hit / extraction).
     Returns:
-        (n_videos, D) float64 array of per-video means, row v for video v.
+        the results dict (also written as results.json).
     """
-    clip_values = np.asarray(clip_values, dtype=np.float64)
-    if clip_values.ndim != 2:
-        raise ValueError(f"clip_values must be 2-D (N_clips, D), got shape {clip_values.shape}")
-    video_index = _check_index(video_index, clip_values.shape[0], n_videos)
-    sums = np.zeros((n_videos, clip_values.shape[1]), dtype=np.float64)
-    np.add.at(sums, video_index, clip_values)
-    return sums / np.bincount(video_index, minlength=n_videos)[:, None]
+    loaded = resolve_model(cfg)
+    if loaded.kind != "v3s-finetune":
+        raise ValueError(f"checkpoint {cfg.ckpt} is a {loaded.kind!r} checkpoint; recognition needs a finetuned one "
+                         f"(v3s-train finetune --init {cfg.ckpt} ...)")
+    store = Store(cfg.store)
+    videos = store.split(cfg.dataset, cfg.split, "test")
+    classes = store.classes(cfg.dataset)
+    check_classes(loaded.config, classes, cfg.dataset, cfg.ckpt)
+    spec = ClipSpec("linspace", n_clips=cfg.clips, **clip_geometry(cfg, loaded))
+    feats = Extractor.for_model(cfg, loaded, log).features(
+        loaded, logits_forward(loaded.model), ["logits"], store, cfg.dataset, videos, spec,
+        what={"task": "recognition", "split": str(cfg.split), "role": "test"}, clip_taps=["logits"])
 
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64, shifted by the row maximum so large logits do not overflow.
-
-    Args:
-        logits: (N, C) array.
-    """
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def aggregate_clips(clip_scores: np.ndarray, video_index: np.ndarray, n_videos: int, mode: str = "prob") -> np.ndarray:
-    """Combine per-clip class scores into per-video scores.
-
-    Args:
-        clip_scores: (N_clips, C) raw logits, one row per clip.
-        video_index: (N_clips,) int, the video of each clip (0..n_videos-1).
-        n_videos: number of videos; each needs at least one clip.
-        mode: "prob" averages softmax probabilities (the paper), "logit" averages the raw logits (VCOP).
-
-    Returns:
-        (n_videos, C) float64: mean probabilities ("prob") or mean logits ("logit").
-    """
-    if mode not in AGGREGATION_MODES:
-        raise ValueError(f"mode must be one of {AGGREGATION_MODES}, got {mode!r}")
-    clip_scores = np.asarray(clip_scores, dtype=np.float64)
-    if clip_scores.ndim != 2:
-        raise ValueError(f"clip_scores must be 2-D (N_clips, C), got shape {clip_scores.shape}")
-    if not np.isfinite(clip_scores).all():
-        raise ValueError("clip_scores contains NaN or inf")
-    values = softmax(clip_scores) if mode == "prob" else clip_scores
-    return mean_over_clips(values, video_index, n_videos)
-
-
-def _check_labels(labels: np.ndarray, n: int, n_classes: int, name: str = "labels") -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},), got {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{name} must hold integer class ids, got dtype {labels.dtype}")
-    if n and (labels.min() < 0 or labels.max() >= n_classes):
-        raise ValueError(f"{name} must lie in [0, {n_classes}), got values in [{labels.min()}, {labels.max()}]")
-    return labels
-
-
-def label_ranks(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """0-based rank of the true class in each row's descending ranking; ties go to the lower class index.
-
-    Equal to the position of ``labels[i]`` in ``np.argsort(-scores[i], kind="stable")``.
-
-    Args:
-        scores: (N, C) class scores (logits or probabilities).
-        labels: (N,) int true classes.
-
-    Returns:
-        (N,) int64 ranks in 0..C-1.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.ndim != 2:
-        raise ValueError(f"scores must be 2-D (N, C), got shape {scores.shape}")
-    if np.isnan(scores).any():
-        raise ValueError("scores contains NaN")
-    n, c = scores.shape
-    labels = _check_labels(labels, n, c)
-    true = scores[np.arange(n), labels][:, None]
-    lower_index = np.arange(c)[None, :] < labels[:, None]
-    return ((scores > true) | ((scores == true) & lower_index)).sum(axis=1)
-
-
-def topk_accuracy(scores: np.ndarray, labels: np.ndarray, ks: Sequence[int] = (1, 5)) -> dict[int, float]:
-    """Fraction of rows whose true class is among the k highest scores (ties -> lower class index first).
-
-    Args:
-        scores: (N, C) class scores, N >= 1.
-        labels: (N,) int true classes.
-        ks: the k values; each must satisfy 1 <= k <= C.
-
-    Returns:
-        {k: accuracy in [0, 1]}.
-    """
-    scores = np.asarray(scores)
-    if scores.ndim != 2 or scores.shape[0] == 0:
-        raise ValueError(f"scores must be 2-D (N, C) with N >= 1, got shape {scores.shape}")
-    c = scores.shape[1]
-    for k in ks:
-        if not 1 <= int(k) <= c:
-            raise ValueError(f"k must be in [1, {c}] (the number of classes), got {k}")
-    ranks = label_ranks(scores, labels)
-    return {int(k): float((ranks < int(k)).mean()) for k in ks}
-
-
-def confusion_matrix(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Counts of (true, predicted) class pairs; rows are true classes, columns predictions (sklearn's layout).
-
-    Args:
-        pred: (N,) int predicted classes.
-        labels: (N,) int true classes.
-        n_classes: C.
-
-    Returns:
-        (C, C) int64 matrix whose entry [t, p] counts samples of class t predicted as p.
-    """
-    labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise ValueError(f"labels must be 1-D, got shape {labels.shape}")
-    labels = _check_labels(labels, labels.shape[0], n_classes)
-    pred = _check_labels(pred, labels.shape[0], n_classes, name="pred")
-    return np.bincount(labels * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-
-
-def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Recall of each class: correct / samples of that class; NaN for classes with no samples.
-
-    Args:
-        pred: (N,) int predicted classes.
-        labels: (N,) int true classes.
-        n_classes: C.
-
-    Returns:
-        (C,) float64.
-    """
+    n_classes, n_videos = len(classes), len(videos)
+    labels = feats.labels
+    clip_logits, clip_video = feats.clips["logits"], feats.clip_video
+    ks = [k for k in TOP_KS if k <= n_classes]
+    notes = [f"top-{k} is not reported: the dataset has {n_classes} classes" for k in TOP_KS if k > n_classes]
+    clip_acc = topk_accuracy(clip_logits, labels[clip_video], ks)
+    video_scores = aggregate_clips(clip_logits, clip_video, n_videos, mode=cfg.average)
+    video_acc = topk_accuracy(video_scores, labels, ks)
+    pred = video_scores.argmax(axis=1)
+    per_class = per_class_accuracy(pred, labels, n_classes)
     cm = confusion_matrix(pred, labels, n_classes)
-    support = cm.sum(axis=1)
-    out = np.full(n_classes, np.nan)
-    seen = support > 0
-    out[seen] = np.diag(cm)[seen] / support[seen]
-    return out
+
+    out = output_dir(cfg, loaded, f"recognition-{cfg.dataset}-split{cfg.split}")
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "confusion": confusion_matrix_png(cm, classes, out / "confusion.png",
+                                          title=f"{cfg.dataset} split {cfg.split}: video top-1 {100 * video_acc[1]:.2f} %"),
+        "predictions": _write_predictions(out / "predictions.csv", feats.keys, labels, pred, video_scores, classes),
+    }
+    return write_results(out, {
+        "task": "recognition",
+        "model": describe_model(loaded),
+        "dataset": cfg.dataset,
+        "split": str(cfg.split),
+        "n_videos": n_videos,
+        "n_clips": int(clip_logits.shape[0]),
+        "n_classes": n_classes,
+        "protocol": {**spec.key(), "average": cfg.average, "role": "test"},
+        "clip": {f"top{k}": clip_acc.get(k) for k in TOP_KS},
+        "video": {f"top{k}": video_acc.get(k) for k in TOP_KS},
+        "mean_class_accuracy": float(np.nanmean(per_class)) if np.isfinite(per_class).any() else None,
+        "per_class": dict(zip(classes, per_class.tolist())),
+        "confusion_matrix": cm.tolist(),
+        "notes": notes,
+        "features": {"cache_hit": feats.cache_hit, "path": feats.cache_path},
+        "config": cfg.to_dict(),
+    }, files)
+
+
+def _write_predictions(path: Path, keys: list[str], labels: np.ndarray, pred: np.ndarray, scores: np.ndarray,
+                       classes: tuple[str, ...]) -> Path:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["key", "label", "predicted", "true_class", "predicted_class", "score"])
+    for key, t, p, s in zip(keys, labels.tolist(), pred.tolist(), scores):
+        w.writerow([key, t, p, classes[t], classes[p], f"{s[p]:.6g}"])
+    path.write_text(buf.getvalue())
+    return path
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """A readable summary of a results dict (what the CLI prints without --json)."""
+    pct = lambda v: "  n/a " if v is None else f"{100 * v:6.2f}"  # noqa: E731
+    return "\n".join([
+        f"recognition  {results['dataset']} split {results['split']}: {results['n_videos']} test videos, "
+        f"{results['n_clips']} clips, {results['n_classes']} classes, average={results['protocol']['average']}",
+        "           top-1   top-5",
+        f"  clip    {pct(results['clip']['top1'])}  {pct(results['clip']['top5'])}",
+        f"  video   {pct(results['video']['top1'])}  {pct(results['video']['top5'])}",
+        f"  mean class accuracy {pct(results['mean_class_accuracy'])} %",
+        *trailer(results),
+    ])

@@ -1,137 +1,120 @@
-"""Top-k video retrieval, the peers' protocol (VCOP / PRP / VCP), on feature arrays from any model.
+"""Video retrieval with the peers' protocol (VCOP / PRP / VCP; paper section 4.4, Tables 4 and 5).
 
-Test videos query train videos by cosine similarity; a query is a hit at k when any of its k nearest train
-videos shares its label. Decisions (see docs/protocols.md):
-
-* Cosine with a zero vector is 0, as in sklearn's ``cosine_similarity`` that the peers call: a zero row is
-  left at zero by the normalisation instead of being divided by 0.
-* Ties in similarity go to the lower gallery index (a stable sort on descending similarity). Gallery rows that
-  are identical after L2 normalisation are scored once, so they tie exactly whatever BLAS does. The peers use
-  ``np.argsort``'s default quicksort, whose order among ties is unspecified.
-* ``k`` larger than the gallery raises ValueError instead of being silently clamped.
-* Queries are processed in batches for memory; every query gets a result (no ``drop_last``).
+Each video's feature is the mean of its 10 linspace clips' features (conv5 after MaxPool3d(1,2,2), flattened,
+by default; or the pooled vector); every test video of the split queries every train video by cosine
+similarity; a query is a hit at k when any of its k nearest train videos shares its label. No video is dropped.
+The metric is `v3s.evaluate.metrics.retrieval`'s; this module loads the model (a pretrain or finetune checkpoint, or a
+random initialisation for the baseline rows), extracts (cached), and writes the JSON, a top-k curve and a grid of
+example queries beside their nearest neighbours.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-PEER_KS = (1, 5, 10, 20, 50)
+from v3s.shared.store import Store
+
+from .config import LAYERS, RetrievalConfig
+from .features import ClipSpec, tap_forward
+from .metrics.retrieval import nearest_neighbours, retrieval_topk
+from .plots import HIT, MISS, Thumb, retrieval_grid_png, topk_curve_png
+from .resolve import Extractor, clip_geometry, describe_model, output_dir, resolve_model
+from .results import trailer, write_results
 
 
-def _check_feats(feats: np.ndarray, name: str) -> np.ndarray:
-    feats = np.asarray(feats, dtype=np.float64)
-    if feats.ndim != 2 or feats.shape[0] == 0:
-        raise ValueError(f"{name} must be 2-D (N, D) with N >= 1, got shape {feats.shape}")
-    if not np.isfinite(feats).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    return feats
-
-
-def l2_normalize_rows(x: np.ndarray) -> np.ndarray:
-    """Divide each row by its L2 norm; all-zero rows stay zero (so their cosine with anything is 0).
+def run_retrieval(cfg: RetrievalConfig, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Evaluate retrieval; write results.json, topk.png and examples.png to the out folder.
 
     Args:
-        x: (N, D) array.
-
+        cfg: the options.
+        log: receives one-line progress messages.
     Returns:
-        (N, D) float64.
+        the results dict (also written as results.json).
     """
-    x = np.asarray(x, dtype=np.float64)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms == 0, 1.0, norms)
+    if cfg.layer not in LAYERS:
+        raise ValueError(f"layer {cfg.layer!r} is not one of {LAYERS}")
+    if not cfg.ks or any(int(k) < 1 for k in cfg.ks):
+        raise ValueError(f"ks must be integers >= 1, got {list(cfg.ks)}")
+    loaded = resolve_model(cfg)
+    store = Store(cfg.store)
+    gallery_videos = store.split(cfg.dataset, cfg.split, "train")
+    query_videos = store.split(cfg.dataset, cfg.split, "test")
+    spec = ClipSpec("linspace", n_clips=cfg.clips, **clip_geometry(cfg, loaded))
+    forward = tap_forward(loaded.backbone, [cfg.layer])
+    extractor = Extractor.for_model(cfg, loaded, log)
+    feats = {role: extractor.features(loaded, forward, [cfg.layer], store, cfg.dataset, videos, spec,
+                                      what={"task": "retrieval", "split": str(cfg.split), "role": role})
+             for role, videos in (("train", gallery_videos), ("test", query_videos))}
+
+    gallery, queries = feats["train"], feats["test"]
+    n_gallery = len(gallery_videos)
+    ks = sorted({int(k) for k in cfg.ks})
+    kept = [k for k in ks if k <= n_gallery]
+    dropped = [k for k in ks if k > n_gallery]
+    notes = [f"k={k} dropped: larger than the gallery ({n_gallery} train videos)" for k in dropped]
+    if not kept:
+        raise ValueError(f"every k in {ks} is larger than the gallery ({n_gallery} train videos)")
+    topk = retrieval_topk(queries.video[cfg.layer], queries.labels, gallery.video[cfg.layer], gallery.labels, kept)
+
+    out = output_dir(cfg, loaded, f"retrieval-{cfg.dataset}-split{cfg.split}-{cfg.layer}")
+    out.mkdir(parents=True, exist_ok=True)
+    label = f"{loaded.config.backbone} ({loaded.kind.replace('v3s-', '')})"
+    files = {
+        "topk": topk_curve_png({label: topk}, out / "topk.png",
+                               title=f"{cfg.dataset} split {cfg.split}, {cfg.layer} features"),
+        "examples": _examples_png(store, queries, gallery, query_videos, gallery_videos, cfg, out / "examples.png"),
+    }
+    return write_results(out, {
+        "task": "retrieval",
+        "model": describe_model(loaded),
+        "dataset": cfg.dataset,
+        "split": str(cfg.split),
+        "layer": cfg.layer,
+        "feature_dim": int(queries.video[cfg.layer].shape[1]),
+        "n_queries": len(query_videos),
+        "n_gallery": n_gallery,
+        "protocol": {**spec.key(), "similarity": "cosine", "queries": "test", "gallery": "train"},
+        "topk": {str(k): v for k, v in topk.items()},
+        "dropped_ks": dropped,
+        "notes": notes,
+        "features": {role: {"cache_hit": f.cache_hit, "path": f.cache_path} for role, f in feats.items()},
+        "config": cfg.to_dict(),
+    }, files)
 
 
-def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise cosine similarity, 0 where either row is all-zero.
+def _examples_png(store, queries, gallery, query_videos, gallery_videos, cfg: RetrievalConfig, path: Path) -> Path:
+    """Evenly spaced test queries beside their nearest train videos; thumbnails are each video's middle frame."""
+    n_q, n_g = len(query_videos), len(gallery_videos)
+    picks = np.unique(np.linspace(0, n_q - 1, min(cfg.examples, n_q)).round().astype(int))
+    k = min(cfg.neighbours, n_g)
+    idx, sims = nearest_neighbours(queries.video[cfg.layer][picks], gallery.video[cfg.layer], k)
 
-    Args:
-        a: (N, D) array.
-        b: (M, D) array.
+    def middle(v) -> np.ndarray:
+        return store.read_frames(v.key, [v.num_frames // 2])[0]
 
-    Returns:
-        (N, M) float64.
-    """
-    return l2_normalize_rows(a) @ l2_normalize_rows(b).T
-
-
-def nearest_neighbours(
-    query_feats: np.ndarray, gallery_feats: np.ndarray, k: int, batch_size: int = 1024
-) -> tuple[np.ndarray, np.ndarray]:
-    """The k most cosine-similar gallery rows for each query, most similar first, ties to the lower index.
-
-    Args:
-        query_feats: (Q, D) query features.
-        gallery_feats: (G, D) gallery features.
-        k: neighbours per query, 1 <= k <= G.
-        batch_size: queries per similarity block (memory is batch_size x G float64). It can change the
-            similarities in the last bit only (BLAS blocking), never the tie rule for identical gallery rows.
-
-    Returns:
-        indices: (Q, k) int64 gallery rows; similarities: (Q, k) float64, non-increasing along each row.
-    """
-    query = l2_normalize_rows(_check_feats(query_feats, "query_feats"))
-    gallery = l2_normalize_rows(_check_feats(gallery_feats, "gallery_feats"))
-    if query.shape[1] != gallery.shape[1]:
-        raise ValueError(
-            f"query_feats and gallery_feats must have the same width, got {query.shape[1]} and {gallery.shape[1]}"
-        )
-    n_gallery = gallery.shape[0]
-    if not 1 <= k <= n_gallery:
-        raise ValueError(f"k must be in [1, {n_gallery}] (the gallery size), got {k}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    # BLAS may round the same dot product differently at different positions of a matrix, so identical
-    # gallery rows are scored once and copied: exact duplicates then tie exactly and the index rule decides.
-    unique_rows, inverse = np.unique(gallery, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    indices = np.empty((query.shape[0], k), dtype=np.int64)
-    sims = np.empty((query.shape[0], k), dtype=np.float64)
-    for start in range(0, query.shape[0], batch_size):
-        block = (query[start : start + batch_size] @ unique_rows.T)[:, inverse]
-        # Stable sort of the negated similarities: equal similarities keep ascending gallery order.
-        order = np.argsort(-block, axis=1, kind="stable")[:, :k]
-        indices[start : start + len(block)] = order
-        sims[start : start + len(block)] = np.take_along_axis(block, order, axis=1)
-    return indices, sims
+    rows = []
+    for r, q in enumerate(picks):
+        qv = query_videos[q]
+        neighbours = []
+        for j, s in zip(idx[r], sims[r]):
+            gv = gallery_videos[j]
+            hit = gv.label == qv.label
+            neighbours.append(Thumb(middle(gv), f"{gv.class_name}\ncos {s:.3f}", HIT if hit else MISS))
+        rows.append((Thumb(middle(qv), f"query: {qv.class_name}"), neighbours))
+    return retrieval_grid_png(rows, path, title=f"{cfg.dataset} split {cfg.split}: test queries (left) and their "
+                                                f"{k} nearest train videos ({cfg.layer})")
 
 
-def retrieval_topk(
-    query_feats: np.ndarray,
-    query_labels: np.ndarray,
-    gallery_feats: np.ndarray,
-    gallery_labels: np.ndarray,
-    ks: Sequence[int] = PEER_KS,
-    batch_size: int = 1024,
-) -> dict[int, float]:
-    """Top-k retrieval accuracy: the fraction of queries with a same-label video among their k nearest.
-
-    Args:
-        query_feats: (Q, D) one feature per query video (the peers: test split, mean over 10 clips).
-        query_labels: (Q,) labels of the queries (any comparable dtype).
-        gallery_feats: (G, D) one feature per gallery video (the peers: train split).
-        gallery_labels: (G,) labels of the gallery.
-        ks: the k values, each in [1, G].
-        batch_size: queries per similarity block (see :func:`nearest_neighbours`).
-
-    Returns:
-        {k: fraction of the Q queries that are hits at k, in [0, 1]}.
-    """
-    query_labels = np.asarray(query_labels)
-    gallery_labels = np.asarray(gallery_labels)
-    n_query, n_gallery = np.shape(query_feats)[0], np.shape(gallery_feats)[0]
-    if query_labels.shape != (n_query,):
-        raise ValueError(f"query_labels must have shape ({n_query},), got {query_labels.shape}")
-    if gallery_labels.shape != (n_gallery,):
-        raise ValueError(f"gallery_labels must have shape ({n_gallery},), got {gallery_labels.shape}")
-    ks = [int(k) for k in ks]
-    if not ks:
-        raise ValueError("ks must name at least one k")
-    for k in ks:
-        if not 1 <= k <= n_gallery:
-            raise ValueError(f"k must be in [1, {n_gallery}] (the gallery size), got {k}")
-    indices, _ = nearest_neighbours(query_feats, gallery_feats, max(ks), batch_size=batch_size)
-    match = gallery_labels[indices] == query_labels[:, None]
-    hit_by_rank = np.logical_or.accumulate(match, axis=1)  # hit_by_rank[q, j]: a match within the j+1 nearest
-    return {k: float(hit_by_rank[:, k - 1].mean()) for k in ks}
+def format_table(results: dict[str, Any]) -> str:
+    """A readable summary of a results dict (what the CLI prints without --json)."""
+    ks = list(results["topk"])
+    lines = [
+        f"retrieval  {results['dataset']} split {results['split']}: {results['n_queries']} test queries, "
+        f"{results['n_gallery']} train videos, {results['layer']} features ({results['feature_dim']}-d)",
+        "  " + "".join(f"{'top' + k:>8}" for k in ks),
+        "  " + "".join(f"{100 * results['topk'][k]:8.2f}" for k in ks),
+    ]
+    return "\n".join(lines + trailer(results))

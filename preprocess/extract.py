@@ -21,7 +21,7 @@ import numpy as np
 
 from ..data_manifest import Entry, load_manifest
 from ..shared import store as st
-from .decode import DecodeError, decode_video
+from ..shared.video import DecodeError, decode_video
 
 BACKENDS = ("loky", "dask")
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
-import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,7 +24,7 @@ import cv2
 import ffmpeg
 import numpy as np
 
-from v3s.shared.ffmpeg_bin import ffmpeg_exe
+from v3s.shared.video import ffmpeg_exe, read_video_rgb
 
 LAYOUTS = ("ucf101", "hmdb51", "aslan")
 CODECS = {"xvid": ("libxvid", ".avi"), "h264": ("libx264", ".mp4")}
@@ -636,27 +634,6 @@ def encode_video(frames: np.ndarray, path: Path, codec: str = "xvid") -> None:
         tmp.unlink(missing_ok=True)
         raise RuntimeError(f"ffmpeg failed to encode {path}: {exc.stderr.decode(errors='replace')[-800:]}") from None
     os.replace(tmp, path)
-
-
-_STREAM_SIZE = re.compile(r"Stream #.*?Video: .*?[ ,](\d{2,5})x(\d{2,5})[ ,\[]")
-
-
-def read_video_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Decode every frame of a video with ffmpeg: (T, H, W, 3) uint8 RGB (size from ffmpeg's stream line)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"video {path} does not exist")
-    # `ffmpeg -i FILE` with no output prints the stream header and stops without decoding (there is no ffprobe).
-    err = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True,
-                         check=False).stderr.decode(errors="replace")
-    found = _STREAM_SIZE.search(err)
-    if found is None:
-        raise ValueError(f"no video stream found in {path}: {err.strip()[-300:]}")
-    w, h = int(found.group(1)), int(found.group(2))
-    out, _ = (ffmpeg.input(str(path)).output("pipe:", format="rawvideo", pix_fmt="rgb24")
-              .global_args("-loglevel", "error", "-threads", "1")
-              .run(cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True))
-    return np.frombuffer(out, np.uint8).reshape(-1, h, w, 3)
 
 
 # ----------------------------------------------------------------------------------------------- layouts

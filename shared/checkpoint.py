@@ -16,13 +16,16 @@ Loading uses `torch.load(weights_only=True)`: a checkpoint file cannot run code.
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 import torch
+from torch import nn
 
 from .atomic import atomic_write
 from .config import FinetuneConfig, PretrainConfig
@@ -40,8 +43,11 @@ def save_checkpoint(ckpt: dict, path: Union[str, Path]) -> None:
     atomic_write(path, lambda f: torch.save(ckpt, f), sync_dir=True)
 
 
-def load_checkpoint(path: Union[str, Path], kind: str | None = None, map_location: Any = "cpu") -> dict:
-    """Read a checkpoint with `weights_only=True` and check its kind and format.
+def load_checkpoint(path: Union[str, Path], kind: str | None = None) -> dict:
+    """Read a checkpoint to the CPU with `weights_only=True` and check its kind and format.
+
+    Always to the CPU: the RNG states must stay CPU ByteTensors (`set_rng_state`), and the model and optimizer
+    move their own tensors to the device when they load them, so a run saved on a GPU resumes on a CPU and back.
 
     Args:
         path: the .pt file.
@@ -53,7 +59,7 @@ def load_checkpoint(path: Union[str, Path], kind: str | None = None, map_locatio
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for truncated or foreign files
         raise ValueError(f"checkpoint {path} cannot be read as a v3s checkpoint: {type(e).__name__}: {e}") from e
     _check_kind(ckpt, path)
@@ -87,14 +93,101 @@ def build_network(config: Union[PretrainConfig, FinetuneConfig]) -> VideoModel:
     return VideoModel(backbone, head)
 
 
-def build_model_from_checkpoint(ckpt: Union[dict, str, Path]) -> tuple[VideoModel, Union[PretrainConfig, FinetuneConfig]]:
-    """Rebuild the trained VideoModel (in eval mode, on CPU) and its config from a checkpoint dict or path."""
-    if not isinstance(ckpt, dict):
-        ckpt = load_checkpoint(ckpt)
-    config = config_from_checkpoint(ckpt)
-    model = build_network(config)
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), config
+@dataclass(frozen=True)
+class RandomInit:
+    """A randomly initialised backbone (the "random" rows of the tables): what rebuilds it exactly.
+
+    Attributes:
+        backbone, width, input_mode: the network.
+        seed: torch seed of the initialisation; the same fields give the same weights (on one torch release).
+    """
+
+    backbone: str
+    width: float = 1.0
+    seed: int = 0
+    input_mode: str = "rgb"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class LoadedModel:
+    """A network rebuilt for evaluation (eval mode, on the CPU) and what it was built from.
+
+    Attributes:
+        model: backbone + head; a random initialisation has no trained head (nn.Identity).
+        kind: "v3s-pretrain", "v3s-finetune" or "random".
+        config: the checkpoint's resolved PretrainConfig / FinetuneConfig, or the RandomInit.
+        path: the checkpoint file (None for a random initialisation).
+        step: the optimiser step the checkpoint was written at (None for a random initialisation).
+    """
+
+    model: VideoModel
+    kind: str
+    config: Union[PretrainConfig, FinetuneConfig, RandomInit]
+    path: Path | None = None
+    step: int | None = None
+
+    @property
+    def backbone(self) -> nn.Module:
+        return self.model.backbone
+
+    def clip_geometry(self) -> dict[str, int]:
+        """clip_len, clip_size and frame_step the network was trained with (a random initialisation and a
+        pretraining run, which has no frame step, take the finetuning defaults)."""
+        return {name: getattr(self.config, name, None) or _FINETUNE_DEFAULTS[name]
+                for name in ("clip_len", "clip_size", "frame_step")}
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready description for results files."""
+        d = {"kind": self.kind, "backbone": self.config.backbone, "width": self.config.width,
+             "input_mode": self.config.input_mode}
+        if self.path is not None:
+            d["checkpoint"] = str(self.path)
+        else:
+            d["seed"] = self.config.seed
+        return d
+
+
+_FINETUNE_DEFAULTS = {f.name: f.default for f in dataclasses.fields(FinetuneConfig)}
+
+
+def load_model(path: Union[str, Path], kind: str | None = None) -> LoadedModel:
+    """Load a v3s checkpoint and rebuild its network, with errors that say what does not fit.
+
+    Args:
+        path: a checkpoint written by v3s-train (last.pt / best.pt).
+        kind: "v3s-pretrain" / "v3s-finetune" to require one, None for either.
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a v3s checkpoint, the wrong kind, or weights that do
+            not load into the network its config describes.
+    """
+    path = Path(path)
+    ckpt = load_checkpoint(path, kind=kind)
+    try:
+        config = config_from_checkpoint(ckpt)
+        model = build_network(config)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"checkpoint {path}: its config does not describe a network: {e}") from None
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, KeyError) as e:
+        first = str(e).strip().splitlines()
+        raise ValueError(f"checkpoint {path}: weights do not load into a {config.backbone!r} width {config.width} "
+                         f"model (wrong backbone or width in its config?): {' '.join(first)[:600]}") from None
+    return LoadedModel(model=model.eval(), kind=ckpt["kind"], config=config, path=path, step=ckpt.get("step"))
+
+
+def random_model(init: RandomInit) -> LoadedModel:
+    """Build a random initialisation, leaving torch's global generator as it was."""
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(init.seed)
+        net = build_backbone(init.backbone, width=init.width, input_mode=init.input_mode)
+    finally:
+        torch.random.set_rng_state(state)
+    return LoadedModel(model=VideoModel(net, nn.Identity()).eval(), kind="random", config=init)
 
 
 def rng_state(loader: dict) -> dict:

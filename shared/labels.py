@@ -219,3 +219,19 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tp6": {**_OFF, "tp": ((1, 2), (2, 3), (3, 4), (2, 1), (3, 2), (4, 3))},
     "tp8": {**_OFF, "tp": PAPER_TP},
 }
+
+
+# --transforms family names -> (LabelSpace field, the paper's values).
+FAMILIES = {"ss": ("ss", PAPER_SS), "sp": ("sp", PAPER_SP), "ts": ("ts", PAPER_TS), "tp": ("tp", PAPER_TP)}
+
+
+def label_space_from(transforms: str) -> LabelSpace:
+    """--transforms: a preset name (paper Tables 1 and 3 rows) or a comma list of families ss,sp,ts,tp."""
+    if transforms in PRESETS:
+        return LabelSpace.preset(transforms)
+    names = [t.strip() for t in transforms.split(",") if t.strip()]
+    bad = [t for t in names if t not in FAMILIES]
+    if not names or bad:
+        raise ValueError(f"--transforms {transforms!r}: {bad or 'empty'} not understood; give a preset "
+                         f"({', '.join(PRESETS)}) or a comma list of {', '.join(FAMILIES)}")
+    return LabelSpace(**{field: (values if name in names else ()) for name, (field, values) in FAMILIES.items()})

@@ -144,15 +144,14 @@ def pretext_homographies(labels: torch.Tensor, label_space: LabelSpace, boxes: t
     return unresize @ torch.linalg.inv(fwd) @ crop
 
 
-def sample_spatial_params(labels: torch.Tensor, label_space: LabelSpace, generator: torch.Generator | None,
-                          in_hw: tuple[int, int], out_size: int = 112, canvas: int = CANVAS,
-                          crop: int = CROP) -> torch.Tensor:
-    """Draw the crop positions for a batch of spatial labels and return their output -> source homographies.
+def pretext_geometry(labels: torch.Tensor, label_space: LabelSpace, uniform: torch.Tensor, in_hw: tuple[int, int],
+                     out_size: int = 112, canvas: int = CANVAS, crop: int = CROP) -> torch.Tensor:
+    """The output -> source homographies of V3S clips, given their spatial labels and crop draws.
 
     Args:
-        labels: (B,) long spatial class indices (moved to the CPU: a host sync if they live on a GPU).
+        labels: (B,) long spatial class indices.
         label_space: gives the classes.
-        generator: CPU torch.Generator for the crop offsets (None: the global one).
+        uniform: (B, 2) float in [0, 1): the crop offset draws (`crop_boxes`).
         in_hw: (H, W) of the stored frames.
         out_size: output side in pixels.
         canvas, crop: the paper's 224 canvas and 112 crop (S3D-G: 256 and 224).
@@ -163,30 +162,44 @@ def sample_spatial_params(labels: torch.Tensor, label_space: LabelSpace, generat
         raise ValueError(f"labels must be (B,), got shape {tuple(labels.shape)}")
     if labels.numel() and not (0 <= int(labels.min()) and int(labels.max()) < label_space.n_spatial):
         raise ValueError(f"spatial labels must lie in [0, {label_space.n_spatial}), got {labels.tolist()}")
-    uniform = torch.rand(labels.shape[0], 2, generator=generator, dtype=torch.float64)
-    boxes = crop_boxes(labels, label_space, uniform, canvas, crop)
+    boxes = crop_boxes(labels, label_space, torch.as_tensor(uniform, dtype=torch.float64), canvas, crop)
     return pretext_homographies(labels, label_space, boxes, in_hw, out_size, canvas)
 
 
-def train_geometry_params(batch: int, in_hw: tuple[int, int], out_size: int = 112,
-                          generator: torch.Generator | None = None, flip: bool = True) -> torch.Tensor:
-    """Finetuning geometry: an out_size square at a random integer offset, horizontally flipped with p = 0.5.
+def sample_spatial_params(labels: torch.Tensor, label_space: LabelSpace, generator: torch.Generator | None,
+                          in_hw: tuple[int, int], out_size: int = 112, canvas: int = CANVAS,
+                          crop: int = CROP) -> torch.Tensor:
+    """Draw the crop positions for a batch of spatial labels with `generator`; `pretext_geometry` of them.
+
+    Args:
+        labels: (B,) long spatial class indices (moved to the CPU: a host sync if they live on a GPU).
+        label_space: gives the classes.
+        generator: CPU torch.Generator for the crop offsets (None: the global one).
+        in_hw, out_size, canvas, crop: see `pretext_geometry`.
+    Returns: float64 (B, 3, 3) on the CPU.
+    """
+    uniform = torch.rand(len(labels), 2, generator=generator, dtype=torch.float64)
+    return pretext_geometry(labels, label_space, uniform, in_hw, out_size, canvas, crop)
+
+
+def train_geometry(draw: torch.Tensor, in_hw: tuple[int, int], out_size: int = 112, flip: bool = True) -> torch.Tensor:
+    """Finetuning geometry: an out_size square at a drawn integer offset, horizontally flipped with p = 0.5.
 
     The store already holds frames at the training resolution (128x171), so there is no resize.
 
     Args:
-        batch: number of clips B.
+        draw: (B, 3) float in [0, 1): x offset, y offset, flip (flipped below 0.5).
         in_hw: (H, W) of the stored frames.
         out_size: crop side.
-        generator: CPU torch.Generator for offsets and flips (None: the global one).
         flip: False never flips (labels that depend on left/right, e.g. the synthetic set's directions); the
-            random draws are the same either way, so crops do not change with it.
+            crops do not change with it.
     Returns: float64 (B, 3, 3) output -> source homographies (pixel-exact: no interpolation happens).
     """
     h, w = in_hw
     if h < out_size or w < out_size:
         raise ValueError(f"frames {h}x{w} are smaller than the {out_size} crop")
-    draw = torch.rand(batch, 3, generator=generator, dtype=torch.float64)
+    draw = torch.as_tensor(draw, dtype=torch.float64).reshape(-1, 3)
+    batch = draw.shape[0]
     x0 = torch.floor(draw[:, 0] * (w - out_size + 1))
     y0 = torch.floor(draw[:, 1] * (h - out_size + 1))
     flip = (draw[:, 2] < 0.5) & flip
@@ -195,6 +208,12 @@ def train_geometry_params(batch: int, in_hw: tuple[int, int], out_size: int = 11
     m[:, 0, 2] = torch.where(flip, x0 + out_size, x0)
     m[:, 1, 1], m[:, 1, 2], m[:, 2, 2] = 1.0, y0, 1.0
     return m
+
+
+def train_geometry_params(batch: int, in_hw: tuple[int, int], out_size: int = 112,
+                          generator: torch.Generator | None = None, flip: bool = True) -> torch.Tensor:
+    """`train_geometry` of `batch` draws made with `generator` (None: the global one)."""
+    return train_geometry(torch.rand(batch, 3, generator=generator, dtype=torch.float64), in_hw, out_size, flip)
 
 
 def center_crop_params(batch: int, in_hw: tuple[int, int], out_size: int = 112) -> torch.Tensor:
@@ -381,6 +400,21 @@ def normalize(clips: torch.Tensor) -> torch.Tensor:
     return clips * gain + bias
 
 
+def network_input(clips: torch.Tensor, homographies: torch.Tensor, out_size: int = 112) -> torch.Tensor:
+    """What every network sees: each clip resampled through its homography, then normalised (one pass).
+
+    Training, validation and evaluation all come through here, with the homographies their clips' items carry.
+
+    Args:
+        clips: uint8 (B, T, H, W, 3) on any device.
+        homographies: (B, 3, 3) output -> source maps (CPU float64: `pretext_geometry`, `train_geometry`,
+            `center_crop_params`).
+        out_size: output side.
+    Returns: float32 (B, 3, T, out_size, out_size) on the clips' device.
+    """
+    return _warp(clips, homographies, out_size, normalise=True)
+
+
 def pretext_batch(clips: torch.Tensor, spatial_labels: torch.Tensor, label_space: LabelSpace,
                   generator: torch.Generator | None, out_size: int = 112, canvas: int = CANVAS,
                   crop: int = CROP) -> torch.Tensor:
@@ -395,7 +429,7 @@ def pretext_batch(clips: torch.Tensor, spatial_labels: torch.Tensor, label_space
     Returns: float32 (B, 3, T, out_size, out_size) on the clips' device.
     """
     h = sample_spatial_params(spatial_labels, label_space, generator, tuple(clips.shape[2:4]), out_size, canvas, crop)
-    return _warp(clips, h, out_size, normalise=True)
+    return network_input(clips, h, out_size)
 
 
 def finetune_batch(clips: torch.Tensor, generator: torch.Generator | None, out_size: int = 112,
@@ -408,7 +442,7 @@ def finetune_batch(clips: torch.Tensor, generator: torch.Generator | None, out_s
     Returns: float32 (B, 3, T, out_size, out_size) on the clips' device.
     """
     h = train_geometry_params(clips.shape[0], tuple(clips.shape[2:4]), out_size, generator, flip)
-    return _warp(clips, h, out_size, normalise=True)
+    return network_input(clips, h, out_size)
 
 
 def eval_batch(clips: torch.Tensor, out_size: int = 112) -> torch.Tensor:
@@ -419,7 +453,7 @@ def eval_batch(clips: torch.Tensor, out_size: int = 112) -> torch.Tensor:
     Returns: float32 (B, 3, T, out_size, out_size) on the clips' device.
     """
     h = center_crop_params(clips.shape[0], tuple(clips.shape[2:4]), out_size)
-    return _warp(clips, h, out_size, normalise=True)
+    return network_input(clips, h, out_size)
 
 
 def reference_pretext_frame(frame: np.ndarray, cls: SpatialClass, box: tuple[int, int, int], out_size: int = 112,

@@ -32,7 +32,7 @@ def reference_videos(reference_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def ffmpeg() -> str:
-    from v3s.shared.ffmpeg_bin import ffmpeg_exe
+    from v3s.shared.video import ffmpeg_exe
 
     return ffmpeg_exe()
 

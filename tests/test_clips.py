@@ -69,9 +69,9 @@ def test_pretext_items_read_only_the_clip_frames(store):
     assert [v.rel_path for v in ds.videos] == ["a/v1.avi", "a/v2.avi", "b/v3.avi"] and ds.dropped == ["toy/b/v4.avi"]
     seen_t = set()
     for epoch in range(8):
-        ds.set_epoch(epoch)
         for i in range(len(ds)):
-            clip, s, t = ds[i]
+            item = ds[(epoch, i)]
+            clip, (s, t) = item.clip, item.targets.tolist()
             assert clip.shape == (16, H, W, 3) and clip.dtype == torch.uint8
             assert 0 <= s < ls.n_spatial and 0 <= t < ls.n_temporal
             key, indices = log.reads[-1]
@@ -89,15 +89,14 @@ def test_pretext_items_read_only_the_clip_frames(store):
 def test_pretext_is_deterministic_in_seed_epoch_index(store):
     ls = LabelSpace()
     a, b = PretextClips(store, "toy", "1", "train", ls, seed=1), PretextClips(store, "toy", "1", "train", ls, seed=1)
-    a.set_epoch(4)
-    b.set_epoch(4)
     for i in range(len(a)):
-        (ca, sa, ta), (cb, sb, tb) = a[i], b[i]
+        (ca, ga, (sa, ta)), (cb, gb, (sb, tb)) = [(x.clip, x.geometry, x.targets.tolist()) for x in (a[(4, i)], b[(4, i)])]
         assert torch.equal(ca, cb) and (sa, ta) == (sb, tb)
+        assert torch.equal(ga, gb)
     draws = set()
     for e in range(6):
-        a.set_epoch(e)
-        draws.add(tuple((s, t, frame_index(c[0].numpy())) for c, s, t in (a[i] for i in range(len(a)))))
+        items = [a[(e, i)] for i in range(len(a))]
+        draws.add(tuple((s, t, frame_index(c[0].numpy())) for c, (s, t) in ((x.clip, x.targets.tolist()) for x in items)))
     assert len(draws) == 6  # epochs differ
 
 
@@ -106,7 +105,8 @@ def test_pretext_batches_through_a_dataloader_worker(store):
     ds = PretextClips(store, "toy", "1", "train", ls, clip_len=8)
     assert ds.dropped == []  # the shortest 8-frame class (speed 1) needs 8 frames; v4 has 10
     loader = DataLoader(ds, batch_size=2, num_workers=1)
-    clips, s, t = next(iter(loader))
+    batch = next(iter(loader))
+    clips, s, t = batch.clip, batch.targets[:, 0], batch.targets[:, 1]
     assert clips.shape == (2, 8, H, W, 3) and clips.dtype == torch.uint8 and s.dtype == torch.int64
     out = pretext_batch(clips, s, ls, torch.Generator().manual_seed(0), out_size=16)
     assert out.shape == (2, 3, 8, 16, 16)
@@ -118,14 +118,13 @@ def test_train_clips(store):
     assert len(ds) == 4
     starts = set()
     for e in range(20):
-        ds.set_epoch(e)
-        clip, label = ds[0]
+        clip, (label,) = ds[(e, 0)].clip, ds[(e, 0)].targets.tolist()
         got = [frame_index(f) for f in clip.numpy()]
         assert clip.shape == (16, H, W, 3) and label == 0 and np.all(np.diff(got) == 1)
         assert log.reads[-1][1] == got
         starts.add(got[0])
     assert len(starts) > 10 and max(starts) <= 90 - 16
-    clip, label = ds[3]  # 10 frames: the last frame repeats
+    clip, (label,) = ds[3].clip, ds[3].targets.tolist()  # 10 frames: the last frame repeats
     assert [frame_index(f) for f in clip.numpy()] == list(range(10)) + [9] * 6 and label == 1
     sub = TrainClips(store, "toy", "1", "train", videos=["toy/b/v3.avi", "toy/a/v1.avi"])
     assert [v.rel_path for v in sub.videos] == ["b/v3.avi", "a/v1.avi"]
@@ -138,12 +137,13 @@ def test_eval_clips_follow_the_linspace_protocol(store):
     assert len(ds) == 5 * 10
     vi = [v.rel_path for v in ds.videos].index("b/v5.avi")
     for ci in range(10):
-        clip, label, video = ds[vi * 10 + ci]
+        item = ds[vi * 10 + ci]
+        clip, (label,), video = item.clip, item.targets.tolist(), item.video
         assert video == vi and label == 1 and clip.shape == (16, H, W, 3)
         start = int(linspace_clip_starts(33)[ci])
         assert [frame_index(f) for f in clip.numpy()] == list(range(start, start + 16))
     loader = DataLoader(ds, batch_size=7, drop_last=False)
-    videos = torch.cat([b[2] for b in loader])
+    videos = torch.cat([b.video for b in loader])
     assert torch.equal(torch.bincount(videos), torch.full((5,), 10))  # no video or clip dropped
 
 
@@ -153,7 +153,7 @@ def test_eval_clips_take_another_start_policy(store):
     expected = [(vi, s) for vi, v in enumerate(ds.videos) for s in strided_clip_starts(v.num_frames, 16, 8).tolist()]
     assert len(ds) == len(expected) == 10 + 4 + 7 + 1 + 3  # 90, 40, 70, 10 (short: one clip), 33 frames
     for i, (vi, start) in enumerate(expected):
-        clip, label, video = ds[i]
+        clip, (label,), video = ds[i].clip, ds[i].targets.tolist(), ds[i].video
         n = ds.videos[vi].num_frames
         assert video == vi and label == ds.videos[vi].label
         assert [frame_index(f) for f in clip.numpy()] == [min(start + j, n - 1) for j in range(16)]
@@ -164,8 +164,7 @@ def test_frame_step_reads_every_kth_frame_in_training_and_test_clips(store):
     ds = TrainClips(store, "toy", "1", "train", clip_len=8, seed=0, frame_step=3)
     starts = set()
     for e in range(20):
-        ds.set_epoch(e)
-        got = [frame_index(f) for f in ds[0][0].numpy()]   # 90 frames, span 22
+        got = [frame_index(f) for f in ds[(e, 0)].clip.numpy()]   # 90 frames, span 22
         assert np.all(np.diff(got) == 3)
         starts.add(got[0])
     assert len(starts) > 10 and max(starts) <= 90 - 22

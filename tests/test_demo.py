@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from v3s.evaluate.demo import DemoConfig, run_demo
+from v3s.pipeline.demo import DemoConfig, run_demo
 
 TINY = dict(classes=4, videos_per_class=6, aslan_classes=20, aslan_videos_per_class=3, aslan_pairs_per_fold=4,
             synth_size=(48, 64), store_size=(48, 64), width=0.125, clip_len=8, clip_size=32, pretrain_steps=4, pretrain_batch=4,
@@ -55,7 +55,7 @@ def test_a_rerun_reuses_finished_work(demo):
 def test_cli_rejects_bad_values_before_running(tmp_path):
     from click.testing import CliRunner
 
-    from v3s.evaluate.demo import main
+    from v3s.pipeline.cli import demo as main
 
     out = tmp_path / "never"
     r = CliRunner().invoke(main, ["--out", str(out), "--backbone-lr-mult", "-1"])

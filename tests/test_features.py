@@ -13,11 +13,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from v3s.evaluate import cache as C
 from v3s.evaluate import features as F
 from v3s.evaluate.cli import main as eval_main
-from v3s.evaluate.recognition import mean_over_clips
+from v3s.evaluate.metrics.recognition import mean_over_clips
 from v3s.preprocess.cli import main as prep_main
-from v3s.shared.checkpoint import load_checkpoint, save_checkpoint
+from v3s.shared.checkpoint import load_checkpoint, load_model, save_checkpoint
 from v3s.shared.clips import EvalClips
 from v3s.shared.store import Store
 from v3s.train.cli import main as train_main
@@ -71,17 +72,17 @@ def test_linspace_clips_equal_the_training_eval_clips(tiny):
     """The evaluation reads exactly the clips of v3s.shared.clips.EvalClips (the fine-tuning validation protocol)."""
     store = Store(tiny[0])
     videos = store.videos("ucf101", "1", "test")
-    ours = F.ClipDataset(store, videos, F.ClipSpec("linspace", clip_len=8, crop=32, n_clips=3))
+    ours = F.clip_dataset(store, videos, F.ClipSpec("linspace", clip_len=8, crop=32, n_clips=3))
     theirs = EvalClips(store, "ucf101", "1", "test", n_clips=3, clip_len=8)
     assert len(ours) == len(theirs) == 3 * len(videos)
     for i in range(len(ours)):
-        (a, va), (b, _, vb) = ours[i], theirs[i]
+        (a, va), (b, vb) = (ours[i].clip, ours[i].video), (theirs[i].clip, theirs[i].video)
         assert va == vb and torch.equal(a, b)
     # With a frame step too (a checkpoint finetuned with --frame-step is evaluated on the same clips).
-    ours = F.ClipDataset(store, videos, F.ClipSpec("linspace", clip_len=8, crop=32, n_clips=3, frame_step=2))
+    ours = F.clip_dataset(store, videos, F.ClipSpec("linspace", clip_len=8, crop=32, n_clips=3, frame_step=2))
     theirs = EvalClips(store, "ucf101", "1", "test", n_clips=3, clip_len=8, frame_step=2)
     for i in range(len(ours)):
-        assert torch.equal(ours[i][0], theirs[i][0])
+        assert torch.equal(ours[i].clip, theirs[i].clip)
 
 
 def test_frame_step_is_in_the_cache_key_only_when_used():
@@ -96,7 +97,7 @@ def test_video_means_equal_mean_over_clips(tiny):
     """The streaming per-video mean equals the metric module's mean of the per-clip rows; no clip is dropped."""
     store = Store(tiny[0])
     videos = store.videos("ucf101", "1", "train")
-    loaded = F.load_model(tiny[1])
+    loaded = load_model(tiny[1])
     spec = F.ClipSpec("stride", clip_len=8, crop=32, stride=40)
     # batch_size 5 does not divide the clip count: the last partial batch must be kept.
     feats = F.extract_features(F.tap_forward(loaded.backbone, ["pool", "pool3"]), store, videos, spec,
@@ -115,9 +116,9 @@ def test_save_load_roundtrip_is_atomic(tmp_path):
     feats = F.Features(keys=["a/x.avi", "a/y.avi"], labels=np.array([0, 1]), video={"pool": np.eye(2, dtype=np.float32)},
                        clips={"logits": np.arange(6, dtype=np.float32).reshape(3, 2)}, clip_video=np.array([0, 0, 1]))
     path = tmp_path / "c" / "k.npz"
-    F.save_features(path, feats, {"what": "test"})
+    C.save_features(path, feats, {"what": "test"})
     assert sorted(p.name for p in path.parent.iterdir()) == ["k.npz"]  # no temp file left behind
-    back = F.load_features(path)
+    back = C.load_features(path)
     assert back.keys == feats.keys and back.cache_hit
     np.testing.assert_array_equal(back.video["pool"], feats.video["pool"])
     np.testing.assert_array_equal(back.clips["logits"], feats.clips["logits"])
@@ -128,24 +129,24 @@ def test_checkpoint_hash_is_memoised_by_file_version(tmp_path):
     f = tmp_path / "w.pt"
     f.write_bytes(b"weights-1")
     memo = tmp_path / "features"
-    F._SHA_MEMO.clear()
-    first = F.file_sha256(f, memo_dir=memo)
+    C._SHA_MEMO.clear()
+    first = C.file_sha256(f, memo_dir=memo)
     assert first == __import__("hashlib").sha256(b"weights-1").hexdigest()
     # A new process reads the sidecar instead of hashing: prove it by planting a value there.
-    F._SHA_MEMO.clear()
-    doc = json.loads((memo / F.HASH_MEMO_FILE).read_text())
+    C._SHA_MEMO.clear()
+    doc = json.loads((memo / C.HASH_MEMO_FILE).read_text())
     doc["w.pt"]["sha256"] = "planted"
-    (memo / F.HASH_MEMO_FILE).write_text(json.dumps(doc))
-    assert F.file_sha256(f, memo_dir=memo) == "planted"
+    (memo / C.HASH_MEMO_FILE).write_text(json.dumps(doc))
+    assert C.file_sha256(f, memo_dir=memo) == "planted"
     # A new version of the file (new size / mtime) is hashed again.
-    F._SHA_MEMO.clear()
+    C._SHA_MEMO.clear()
     f.write_bytes(b"weights-22")
-    assert F.file_sha256(f, memo_dir=memo) == __import__("hashlib").sha256(b"weights-22").hexdigest()
+    assert C.file_sha256(f, memo_dir=memo) == __import__("hashlib").sha256(b"weights-22").hexdigest()
 
 
 def test_store_fingerprint_is_stable_and_per_dataset(tiny):
-    a = F.store_fingerprint(Store(tiny[0]), "ucf101")
-    assert a == F.store_fingerprint(Store(tiny[0]), "ucf101") and len(a) == 64
+    a = C.store_fingerprint(Store(tiny[0]), "ucf101")
+    assert a == C.store_fingerprint(Store(tiny[0]), "ucf101") and len(a) == 64
 
 
 def test_cache_reused_then_invalidated_by_a_changed_checkpoint(tiny, tmp_path):
@@ -210,7 +211,7 @@ def test_cuda_bf16_features_match_cpu(tiny):
     store = Store(tiny[0])
     videos = store.videos("ucf101", "1", "test")
     spec = F.ClipSpec("linspace", clip_len=8, crop=32, n_clips=2)
-    loaded = F.load_model(tiny[1])
+    loaded = load_model(tiny[1])
     cpu = F.extract_features(F.tap_forward(loaded.backbone, ["pool"]), store, videos, spec, progress=False)
     loaded.model.to("cuda")
     gpu = F.extract_features(F.tap_forward(loaded.backbone, ["pool"]), store, videos, spec, device="cuda",

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from v3s.evaluate.retrieval import PEER_KS, cosine_similarity, nearest_neighbours, retrieval_topk
+from v3s.evaluate.metrics.retrieval import PEER_KS, cosine_similarity, nearest_neighbours, retrieval_topk
 
 
 def _bruteforce_topk(q, ql, g, gl, ks):

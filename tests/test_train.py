@@ -13,13 +13,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from v3s.shared.checkpoint import build_model_from_checkpoint, load_checkpoint, save_checkpoint
+from v3s.shared.checkpoint import load_checkpoint, load_model, save_checkpoint
 from v3s.shared.clips import PretextClips
 from v3s.shared.config import FinetuneConfig, PretrainConfig
+from v3s.shared.labels import label_space_from
+from v3s.shared.seeds import seed_for
+from v3s.shared.tasks import PretextTask
 from v3s.train.cli import main
-from v3s.train.data import EpochTagged, seed_for
 from v3s.train.loop import StepContext, train_one_epoch
-from v3s.train.pretrain import PretextTask, label_space_from
 
 # 4 classes x 6 videos (16 train / 8 test in split 1), frames stored at 48x64; clips of 8 frames at 32x32.
 TINY_OPTS = {"--width": "0.125", "--clip-len": "8", "--clip-size": "32", "--val-videos": "4", "--batch-size": "4", "--workers": "0"}
@@ -55,7 +56,7 @@ def test_pretraining_steps_reduce_loss(store):
     from v3s.shared.store import Store
 
     space = label_space_from("all")
-    data = EpochTagged(PretextClips(Store(store), "ucf101", "1", "train", space, clip_len=8, seed=0), list(range(8)))
+    data = PretextClips(Store(store), "ucf101", "1", "train", space, clip_len=8, seed=0, clip_size=32)
     batch = torch.utils.data.default_collate([data[(0, i)] for i in range(8)])
     config = PretrainConfig(store=store, dataset="ucf101", out="unused", width=0.125, dropout=0.0,
                             label_space=space.to_dict())
@@ -65,7 +66,7 @@ def test_pretraining_steps_reduce_loss(store):
     model = build_network(config)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     ctx = StepContext(device=torch.device("cpu"), amp_dtype=None, clip_grad=0.0, seed=0, rank=0, world_size=1,
-                      channels_last=False)
+                      channels_last=False, clip_size=32)
     losses: list[float] = []
 
     class Quiet:
@@ -73,7 +74,7 @@ def test_pretraining_steps_reduce_loss(store):
         def advance(self, n): pass
         def flush(self, **kw): return {}
 
-    step = train_one_epoch(model, PretextTask(space, 32, ctx.device, 0), [batch] * 16, optimizer, None,
+    step = train_one_epoch(model, PretextTask(space), [batch] * 16, optimizer, None,
                            torch.amp.GradScaler("cpu", enabled=False), ctx, step=0, last_step=16, progress=Quiet(),
                            log=lambda s, m: losses.append(m["loss"]), log_every=1, on_step=lambda s: None)
     assert step == 16 and len(losses) == 16
@@ -95,7 +96,8 @@ def test_pretrain_writes_run_dir_and_checkpoint_format(pretrained):
     assert set(ckpt["rng"]) == {"torch", "cuda", "numpy", "python", "loader"}
     assert all(k.startswith(("backbone.", "head.")) for k in ckpt["model"])
     assert set(ckpt["metrics"]) == {"loss", "acc_spatial", "acc_temporal"}
-    model, config = build_model_from_checkpoint(pretrained / "last.pt")
+    loaded = load_model(pretrained / "last.pt")
+    model, config = loaded.model, loaded.config
     assert isinstance(config, PretrainConfig) and config.label_space == cfg["label_space"]
     for k, v in model.state_dict().items():
         assert torch.equal(v, ckpt["model"][k]), k
@@ -264,7 +266,8 @@ def test_finetune_inherits_the_input_mode_of_its_init(store, tmp_path):
     r = cli("finetune", "--init", str(pre / "last.pt"), "--store", store, "--dataset", "ucf101", "--out", str(ft),
             "--max-steps", "1", *TINY)
     assert r.exit_code == 0, r.output
-    model, config = build_model_from_checkpoint(ft / "last.pt")
+    loaded = load_model(ft / "last.pt")
+    model, config = loaded.model, loaded.config
     assert config.input_mode == "diff" and model.backbone.input_mode == "diff"
     r = cli("finetune", "--init", str(pre / "last.pt"), "--input-mode", "rgb", "--store", store, "--dataset", "ucf101",
             "--out", str(tmp_path / "bad"), "--max-steps", "1", *TINY)

@@ -13,6 +13,8 @@ from typing import Any, Callable, TypeVar
 import torch
 import torch.distributed as dist
 
+from v3s.shared.runtime import resolve_device
+
 T = TypeVar("T")
 
 
@@ -33,17 +35,6 @@ class DistInfo:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
-    """The torch device for "auto" | "cpu" | "cuda"; ValueError if CUDA is asked for but absent."""
-    if requested not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device {requested!r} is not one of auto, cpu, cuda")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but CUDA is not available (torch.cuda.is_available() is False); use --device cpu or auto")
-    if requested == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", local_rank)
 
 
 def init_distributed(requested_device: str) -> DistInfo:

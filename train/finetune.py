@@ -6,49 +6,22 @@ horizontal flip with p = 0.5; validation clips: one clip per held-out train vide
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from v3s.shared.checkpoint import build_network, load_checkpoint
-from v3s.shared.clips import TrainClips
+from v3s.shared.clips import TrainClips, draw_validation
 from v3s.shared.config import FinetuneConfig, PretrainConfig
 from v3s.shared.models import load_backbone_weights
-from v3s.shared.spatial import eval_batch, finetune_batch
-from v3s.shared.store import VideoInfo
+from v3s.shared.runtime import default_workers
+from v3s.shared.seeds import LABELLED_SUBSET, rng_for
+from v3s.shared.store import Store, VideoInfo
+from v3s.shared.tasks import ClassificationTask
 
-from .data import EpochTagged, default_workers, draw_validation, open_split, seed_for
 from .distributed import DistInfo, run_distributed
 from .runner import RunResult, RunSpec, fit
 
-# Model-selection videos held out of the train list (FACTS: the peers' protocol); other datasets: 10%.
+# Model-selection videos held out of the train list (the peers' protocol); other datasets: 10%.
 DEFAULT_VAL_VIDEOS = {"ucf101": 800, "hmdb51": 400}
-
-
-class ClassificationTask:
-    """Finetuning batches (random crop + flip; validation: centre crop) and cross-entropy on the action labels.
-
-    Args:
-        clip_size: crop side. device: where batches go. flip: random horizontal flips in training.
-    """
-
-    metric_names = ("acc",)
-
-    def __init__(self, clip_size: int, device: torch.device, flip: bool = True):
-        self.size, self.device, self.flip = clip_size, device, flip
-
-    def inputs(self, batch, generator: torch.Generator | None):
-        """batch: (uint8 clips (B,T,H,W,3), labels (B,), ...)."""
-        clips, labels = batch[0].to(self.device, non_blocking=True), batch[1]
-        x = finetune_batch(clips, generator, self.size, self.flip) if generator is not None else eval_batch(clips, self.size)
-        return x, labels.to(self.device, non_blocking=True)
-
-    def loss(self, outputs, targets):
-        return F.cross_entropy(outputs, targets), (outputs.argmax(1) == targets).sum().view(1)
-
-    @staticmethod
-    def score(metrics: dict[str, float]) -> float:
-        return metrics["acc"]
 
 
 def labelled_subset(videos: list[VideoInfo], positions: list[int], per_class: int, seed: int) -> list[int]:
@@ -64,7 +37,7 @@ def labelled_subset(videos: list[VideoInfo], positions: list[int], per_class: in
     if per_class < 1 or short:
         raise ValueError(f"--train-per-class {per_class}: needs >= 1 and at most the training videos of every class; "
                          f"too few in {short}")
-    rng = np.random.default_rng(seed_for(seed, 0x5B5E7))
+    rng = rng_for(seed, LABELLED_SUBSET)
     return sorted(p for label in sorted(by_class) for p in rng.choice(by_class[label], per_class, replace=False).tolist())
 
 
@@ -92,7 +65,8 @@ def _resolve_backbone(config: FinetuneConfig) -> tuple[FinetuneConfig, dict | No
 
 def _finetune(config: FinetuneConfig, info: DistInfo) -> RunResult:
     config, pretrained = _resolve_backbone(config)
-    store, videos = open_split(config.store, config.dataset, config.split)
+    store = Store(config.store)
+    videos = store.split(config.dataset, config.split, "train")
     h, w = videos[0].height, videos[0].width
     if config.clip_size > min(h, w):
         raise ValueError(f"--clip-size {config.clip_size} is larger than the stored frames ({h}x{w}) of {config.dataset!r}")
@@ -113,11 +87,12 @@ def _finetune(config: FinetuneConfig, info: DistInfo) -> RunResult:
             raise ValueError(f"--init {config.init}: backbone weights do not match (missing {missing[:5]}, unexpected {unexpected[:5]})")
     groups = [{"params": list(model.backbone.parameters()), "lr": config.lr * config.backbone_lr_mult},
               {"params": list(model.head.parameters()), "lr": config.lr}]
-    task = ClassificationTask(config.clip_size, info.device, flip=not config.no_flip)
-    # Two instances: validation stays at epoch 0 (one fixed clip per video) while training moves on.
-    clips = dict(clip_len=config.clip_len, seed=config.seed, frame_step=config.frame_step)
-    train = TrainClips(store, config.dataset, config.split, "train", **clips)
-    val = TrainClips(store, config.dataset, config.split, "train", **clips)
-    spec = RunSpec(kind="v3s-finetune", model=model, param_groups=groups, task=task,
-                   train_set=EpochTagged(train, train_pos), val_set=EpochTagged(val, val_pos), score=task.score)
+
+    def view(positions: list[int], augment: bool) -> TrainClips:
+        return TrainClips(store, config.dataset, config.split, "train", clip_len=config.clip_len, seed=config.seed,
+                          videos=[videos[p] for p in positions], frame_step=config.frame_step,
+                          clip_size=config.clip_size, flip=not config.no_flip, augment=augment)
+
+    spec = RunSpec(kind="v3s-finetune", model=model, param_groups=groups, task=ClassificationTask(),
+                   train_set=view(train_pos, True), val_set=view(val_pos, False))
     return fit(config, spec, info)

@@ -1,36 +1,27 @@
 """The training loop shared by pretraining and finetuning: train_one_epoch and evaluate.
 
-What differs between the two (how a batch becomes network input and targets, the loss, which accuracies) lives in
-a `Task` (train/pretrain.py: PretextTask, train/finetune.py: ClassificationTask).
+A batch is a `ClipItem` of stacked fields (uint8 clips, their homographies, targets); every batch, in training and
+in validation, becomes network input the same way (`network_input`). What differs between pretraining and
+finetuning is the loss and its accuracies: a `Task` (v3s.shared.tasks).
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
 
-from .data import seed_for
-
-
-class Task(Protocol):
-    metric_names: tuple[str, ...]
-
-    def inputs(self, batch: Any, generator: torch.Generator | None) -> tuple[torch.Tensor, Any]:
-        """Move a collated uint8 batch to the device, augment, normalise: (x (B,3,T,H,W) float, targets).
-
-        generator: the training step's CPU generator, or None for validation, whose draws are fixed per video.
-        """
-
-    def loss(self, outputs: Any, targets: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean loss, correct counts (len(metric_names),)) for one batch."""
+from v3s.shared.clips import ClipItem
+from v3s.shared.seeds import DROPOUT, seed_for
+from v3s.shared.spatial import network_input
+from v3s.shared.tasks import Task
 
 
 @dataclass(frozen=True)
 class StepContext:
-    """Per-run constants of a step: device, autocast dtype (None: fp32), gradient clipping, seeds, memory format."""
+    """Per-run constants of a step: device, autocast dtype (None: fp32), gradient clipping, seeds, input size."""
 
     device: torch.device
     amp_dtype: torch.dtype | None
@@ -39,22 +30,18 @@ class StepContext:
     rank: int
     world_size: int
     channels_last: bool
+    clip_size: int
 
 
-# Streams of seed_for(seed, rank, stream, index): one per use, so that no two draws share a seed.
-DROPOUT, TRAIN_AUG = 1, 2
-
-
-def step_generator(ctx: StepContext, stream: int, index: int) -> torch.Generator:
-    """A CPU generator (transform parameters are drawn on the CPU) seeded by (seed, rank, stream, index)."""
-    return torch.Generator().manual_seed(seed_for(ctx.seed, ctx.rank, stream, index))
-
-
-def _forward_loss(model: nn.Module, task: Task, x: torch.Tensor, y: Any, ctx: StepContext):
+def _forward_loss(model: nn.Module, task: Task, batch: ClipItem, ctx: StepContext):
+    """(mean loss, correct counts, clips) of one batch: warp and normalise on the device, forward, loss."""
+    x = network_input(batch.clip.to(ctx.device, non_blocking=True), batch.geometry, ctx.clip_size)
     if ctx.channels_last:
         x = x.contiguous(memory_format=torch.channels_last_3d)
+    targets = batch.targets.to(ctx.device, non_blocking=True)
     with torch.autocast(device_type=ctx.device.type, dtype=ctx.amp_dtype or torch.float32, enabled=ctx.amp_dtype is not None):
-        return task.loss(model(x), y)
+        loss, correct = task.loss(model(x), targets)
+    return loss, correct, x.shape[0]
 
 
 def _accumulate(sums: torch.Tensor, loss: torch.Tensor, correct: torch.Tensor, n: int) -> None:
@@ -85,10 +72,9 @@ def train_one_epoch(model: nn.Module, task: Task, loader: Iterable, optimizer: t
         progress.waited(time.perf_counter() - t0)
         if batch is None:
             break
-        # Dropout and augmentation are functions of (seed, rank, step): a resumed run redraws them identically.
+        # Dropout masks are a function of (seed, rank, step): a resumed run redraws them identically.
         torch.manual_seed(seed_for(ctx.seed, ctx.rank, DROPOUT, step))
-        x, y = task.inputs(batch, step_generator(ctx, TRAIN_AUG, step))
-        loss, correct = _forward_loss(model, task, x, y, ctx)
+        loss, correct, n = _forward_loss(model, task, batch, ctx)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if ctx.clip_grad > 0:
@@ -99,8 +85,8 @@ def train_one_epoch(model: nn.Module, task: Task, loader: Iterable, optimizer: t
         if scheduler is not None:
             scheduler.step()
         step += 1
-        _accumulate(sums, loss.detach(), correct, x.shape[0])
-        progress.advance(x.shape[0] * ctx.world_size)
+        _accumulate(sums, loss.detach(), correct, n)
+        progress.advance(n * ctx.world_size)
         if step % log_every == 0 or step == last_step:
             # summarise() is a host-device sync: once per log interval, not per step
             m = summarise(sums, task.metric_names)
@@ -112,7 +98,7 @@ def train_one_epoch(model: nn.Module, task: Task, loader: Iterable, optimizer: t
 
 @torch.no_grad()
 def evaluate(model: nn.Module, task: Task, loader: Iterable, ctx: StepContext) -> torch.Tensor:
-    """This rank's validation sums [loss x clips, clips, correct per metric] (draws fixed per video by the task).
+    """This rank's validation sums [loss x clips, clips, correct per metric] (the items' draws are fixed per video).
 
     Args:
         model: the unwrapped module (no DDP forward: ranks may hold different numbers of validation batches).
@@ -120,9 +106,8 @@ def evaluate(model: nn.Module, task: Task, loader: Iterable, ctx: StepContext) -
     model.eval()
     sums = torch.zeros(2 + len(task.metric_names), device=ctx.device)
     for batch in loader:
-        x, y = task.inputs(batch, None)
-        loss, correct = _forward_loss(model, task, x, y, ctx)
-        _accumulate(sums, loss, correct, x.shape[0])
+        loss, correct, n = _forward_loss(model, task, batch, ctx)
+        _accumulate(sums, loss, correct, n)
     return sums
 
 

@@ -16,14 +16,17 @@ from typing import Callable, Union
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Dataset
 
 from v3s.shared.checkpoint import FORMAT_VERSION, code_version, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from v3s.shared.config import FinetuneConfig, PretrainConfig, config_diff
+from v3s.shared.runtime import amp_dtype, configure_backends, default_workers
+from v3s.shared.tasks import Task
 
-from .data import EpochSampler, EpochTagged, ShardSampler, default_workers, make_loader
+from .data import EpochSampler, ShardSampler, make_loader
 from .distributed import DistInfo, all_reduce_sum, barrier, sync_buffers
 from .logging import Progress, RunLogger, plot_curves
-from .loop import StepContext, Task, evaluate, summarise, train_one_epoch
+from .loop import StepContext, evaluate, summarise, train_one_epoch
 
 Config = Union[PretrainConfig, FinetuneConfig]
 
@@ -36,18 +39,16 @@ class RunSpec:
         kind: "v3s-pretrain" | "v3s-finetune" (the checkpoints' kind).
         model: the freshly initialised VideoModel (CPU); fit moves it to the device.
         param_groups: optimiser parameter groups as [{"params": [...], "lr": ...}] (per-group learning rates).
-        task: turns batches into inputs and targets, computes the loss and accuracies.
-        train_set, val_set: EpochTagged views yielding uint8 clips.
-        score: the validation metric to maximise (selects best.pt) from the summarised validation metrics.
+        task: the loss and accuracies (v3s.shared.tasks).
+        train_set, val_set: clip datasets (v3s.shared.clips): training items drawn per epoch, validation fixed.
     """
 
     kind: str
     model: nn.Module
     param_groups: list[dict]
     task: Task
-    train_set: EpochTagged
-    val_set: EpochTagged
-    score: Callable[[dict[str, float]], float]
+    train_set: Dataset
+    val_set: Dataset
 
 
 @dataclass
@@ -61,15 +62,6 @@ class RunResult:
     out: Path
 
 
-def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for --precision on this device (None: fp32, no autocast)."""
-    if precision == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[precision]
-
-
 def make_scheduler(name: str, optimizer: torch.optim.Optimizer, total_steps: int):
     """(scheduler, per_step): cosine decays per step to 0 over the run; plateau is VCOP's (x0.1 after 50 flat epochs)."""
     if name == "cosine":
@@ -81,6 +73,36 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, total_steps: int
     raise ValueError(f"lr_schedule {name!r} is not one of cosine, plateau, constant")
 
 
+def _check(config: Config, spec: RunSpec, info: DistInfo) -> None:
+    """ValueError for a run that cannot start: --out and --resume disagree, or the batch does not fit."""
+    last = Path(config.out) / "last.pt"
+    if config.resume and not last.is_file():
+        raise ValueError(f"--resume: {last} does not exist; nothing to resume")
+    if not config.resume and last.exists():
+        raise ValueError(f"--out {config.out} already holds a run ({last}); pass --resume to continue it or choose another --out")
+    if config.batch_size % info.world_size:
+        raise ValueError(f"--batch-size {config.batch_size} is not divisible by the {info.world_size} DDP ranks")
+    if config.batch_size > len(spec.train_set):
+        raise ValueError(f"--batch-size {config.batch_size} is larger than the {len(spec.train_set)} training videos "
+                         f"of {config.dataset!r} split {config.split}")
+
+
+def _restore(path: Path, config: Config, spec: RunSpec, steps_per_epoch: int, states: dict) -> tuple[int, float, dict]:
+    """Load last.pt into the model, optimizer, scheduler and scaler (`states`) and the RNGs; (step, best, metrics)."""
+    ckpt = load_checkpoint(path, kind=spec.kind)
+    diff = config_diff(type(config).from_dict(ckpt["config"]), config)
+    if diff:
+        raise ValueError(f"--resume: the run in {config.out} was made with a different config: "
+                         + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items()))
+    if ckpt["rng"]["loader"]["steps_per_epoch"] != steps_per_epoch:
+        raise ValueError(f"--resume: the run in {config.out} had {ckpt['rng']['loader']['steps_per_epoch']} steps per "
+                         f"epoch, now {steps_per_epoch}: the store's videos changed")
+    for name, obj in states.items():
+        obj.load_state_dict(ckpt[name])
+    set_rng_state(ckpt["rng"])
+    return ckpt["step"], ckpt["best"], ckpt["metrics"]
+
+
 def fit(config: Config, spec: RunSpec, info: DistInfo) -> RunResult:
     """Train `spec.model` as `config` says; write RUN_DIR/{last.pt, best.pt, config.json, metrics.jsonl, curves.png}.
 
@@ -88,20 +110,12 @@ def fit(config: Config, spec: RunSpec, info: DistInfo) -> RunResult:
         ValueError: batch size not divisible by the ranks or larger than the training set; --out holding a run
             without --resume (or --resume with nothing to resume, or with a different config).
     """
-    out = Path(config.out)
+    _check(config, spec, info)
+    out, device = Path(config.out), info.device
     last_path, best_path = out / "last.pt", out / "best.pt"
-    if config.resume and not last_path.is_file():
-        raise ValueError(f"--resume: {last_path} does not exist; nothing to resume")
-    if not config.resume and last_path.exists():
-        raise ValueError(f"--out {out} already holds a run ({last_path}); pass --resume to continue it or choose another --out")
-    if config.batch_size % info.world_size:
-        raise ValueError(f"--batch-size {config.batch_size} is not divisible by the {info.world_size} DDP ranks")
-    if config.batch_size > len(spec.train_set):
-        raise ValueError(f"--batch-size {config.batch_size} is larger than the {len(spec.train_set)} training videos "
-                         f"of {config.dataset!r} split {config.split}")
+    configure_backends(device)
     per_rank = config.batch_size // info.world_size
     workers = config.workers if config.workers is not None else default_workers()
-    device = info.device
     sampler = EpochSampler(len(spec.train_set), seed=config.seed, info=info)
     steps_per_epoch = sampler.per_epoch() // per_rank
     total = config.epochs * steps_per_epoch if config.max_steps is None else min(config.max_steps, config.epochs * steps_per_epoch)
@@ -117,23 +131,10 @@ def fit(config: Config, spec: RunSpec, info: DistInfo) -> RunResult:
     scheduler, per_step = make_scheduler(config.lr_schedule, optimizer, total)
     dtype = amp_dtype(config.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    states = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
     step, best, metrics = 0, -math.inf, {}
     if config.resume:
-        ckpt = load_checkpoint(last_path, kind=spec.kind, map_location=device)
-        diff = config_diff(type(config).from_dict(ckpt["config"]), config)
-        if diff:
-            raise ValueError(f"--resume: the run in {out} was made with a different config: "
-                             + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items()))
-        if ckpt["rng"]["loader"]["steps_per_epoch"] != steps_per_epoch:
-            raise ValueError(f"--resume: the run in {out} had {ckpt['rng']['loader']['steps_per_epoch']} steps per epoch, "
-                             f"now {steps_per_epoch}: the store's videos changed")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        step, best, metrics = ckpt["step"], ckpt["best"], ckpt["metrics"]
-        set_rng_state(ckpt["rng"])
-        del ckpt
+        step, best, metrics = _restore(last_path, config, spec, steps_per_epoch, states)
 
     train_model: nn.Module = model
     if info.distributed:
@@ -141,7 +142,7 @@ def fit(config: Config, spec: RunSpec, info: DistInfo) -> RunResult:
     if config.compile:
         train_model = torch.compile(train_model)
     ctx = StepContext(device=device, amp_dtype=dtype, clip_grad=config.clip_grad, seed=config.seed, rank=info.rank,
-                      world_size=info.world_size, channels_last=config.channels_last)
+                      world_size=info.world_size, channels_last=config.channels_last, clip_size=config.clip_size)
 
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -151,13 +152,11 @@ def fit(config: Config, spec: RunSpec, info: DistInfo) -> RunResult:
 
     def checkpoint(at_step: int) -> dict:
         epoch, position = divmod(at_step, steps_per_epoch)
-        return {
-            "kind": spec.kind, "format_version": FORMAT_VERSION, "config": config.to_dict(),
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(), "epoch": epoch, "step": at_step,
-            "rng": rng_state({"seed": config.seed, "epoch": epoch, "position": position, "steps_per_epoch": steps_per_epoch}),
-            "metrics": metrics, "best": best, "code_version": code_version(),
-        }
+        return {"kind": spec.kind, "format_version": FORMAT_VERSION, "config": config.to_dict(),
+                **{name: obj.state_dict() for name, obj in states.items()}, "epoch": epoch, "step": at_step,
+                "rng": rng_state({"seed": config.seed, "epoch": epoch, "position": position,
+                                  "steps_per_epoch": steps_per_epoch}),
+                "metrics": metrics, "best": best, "code_version": code_version()}
 
     def on_step(at_step: int) -> None:
         # Epoch ends (and the run's end) write their own checkpoint after validation.
@@ -172,14 +171,12 @@ def fit(config: Config, spec: RunSpec, info: DistInfo) -> RunResult:
                                log=lambda s, m: logger.log("train", s, epoch, m), log_every=config.log_every,
                                on_step=on_step)
         sync_buffers(model, info)
-        sums = all_reduce_sum(evaluate(model, spec.task, val_loader, ctx), info)
-        metrics = summarise(sums, spec.task.metric_names)
+        metrics = summarise(all_reduce_sum(evaluate(model, spec.task, val_loader, ctx), info), spec.task.metric_names)
         logger.log("val", step, epoch, metrics)
         if not per_step:
             scheduler.step(metrics["loss"])
-        score = spec.score(metrics)
-        improved = score > best
-        best = max(best, score)
+        score = spec.task.score(metrics)
+        improved, best = score > best, max(best, score)
         if info.is_main:
             ckpt = checkpoint(step)
             save_checkpoint(ckpt, last_path)
@@ -190,6 +187,5 @@ def fit(config: Config, spec: RunSpec, info: DistInfo) -> RunResult:
     logger.close()
     if info.is_main:
         plot_curves(out / "metrics.jsonl", out / "curves.png")
-    # Wait for rank 0's files before any rank returns (a caller may read them).
-    barrier(info)
+    barrier(info)  # rank 0's files exist before any rank returns (a caller may read them)
     return RunResult(model=model, step=step, metrics=metrics, best=best, out=out)

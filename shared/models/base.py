@@ -8,12 +8,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+
 STAGE_NAMES = ("conv1", "conv2", "conv3", "conv4", "conv5")
 TAP_NAMES = ("pool3", "pool4", "pool5", "conv5", "pool")
-# What the first layer sees: the (normalised) frames, as in the paper, or the differences of consecutive frames
-# (TSN's "RGB difference" modality: T-1 difference frames, no static appearance). See docs/demo.md for why the CPU
-# demo uses "diff".
-INPUT_MODES = ("rgb", "diff")
 # A "poolK" tap is stage convK's output averaged over (T, H, W): one fixed-size vector per clip
 # whatever the input size, which is what ASLAN's per-layer similarity measures need.
 _POOLED_TAPS = {"conv3": "pool3", "conv4": "pool4", "conv5": "pool5"}

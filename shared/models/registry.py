@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
-from .base import INPUT_MODES, VideoBackbone, check_width
+from ..choices import INPUT_MODES
+from .base import VideoBackbone, check_width
 from .c3d import c3d
 from .resnet3d import r2plus1d, r3d, r3d18
 from .s3dg import s3dg

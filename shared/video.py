@@ -1,6 +1,6 @@
-"""Decode one video with ffmpeg into resized JPEG frames, streamed through a pipe.
+"""Video files through ffmpeg: finding the binary, and decoding a video to resized JPEG frames or to raw RGB.
 
-ffmpeg does the whole per-frame job (decode, resize with `scale`, JPEG-encode with its mjpeg encoder) and
+The store's frames come from `decode_video`: ffmpeg does the whole per-frame job (decode, resize with `scale`, JPEG-encode with its mjpeg encoder) and
 writes the JPEGs back to back on stdout; Python only splits the byte stream into frames. Measured on the
 reference videos (docs/store.md), this is faster than piping raw RGB into OpenCV's encoder, and at
 `-q:v 2` gives smaller files at a lower error. Source metadata comes from the same run's stderr (there is
@@ -8,18 +8,39 @@ no ffprobe): no second process per video.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import ffmpeg
 import numpy as np
 
-from ..shared.ffmpeg_bin import ffmpeg_exe
-
 _CHUNK = 1 << 16
+
+
+@functools.lru_cache(maxsize=1)
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg executable to use.
+
+    `V3S_FFMPEG` overrides; then `ffmpeg` on PATH; then the static binary bundled with imageio-ffmpeg,
+    so that no user ever installs ffmpeg by hand.
+    """
+    override = os.environ.get("V3S_FFMPEG")
+    if override:
+        if not (os.path.isfile(override) and os.access(override, os.X_OK)):
+            raise FileNotFoundError(f"V3S_FFMPEG={override!r} is not an executable file")
+        return override
+    on_path = shutil.which("ffmpeg")
+    if on_path:
+        return on_path
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
 _RST = frozenset(range(0xD0, 0xD8))
 
 
@@ -226,3 +247,24 @@ def _last_error(stderr: str, prefix: str) -> str:
         if not line.startswith(skip) and ":" in line or "Invalid" in line or "rror" in line:
             return prefix + line[:300]
     return ""
+
+
+def read_video_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Decode every frame of a video at its own size, losslessly: (T, H, W, 3) uint8 RGB.
+
+    For checking encoded videos (the synthetic set's tests and contact sheets); the store's frames come from
+    `decode_video`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"video {path} does not exist")
+    # `ffmpeg -i FILE` with no output prints the stream header and stops without decoding (there is no ffprobe).
+    err = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", "file:" + str(path.resolve())],
+                         capture_output=True, check=False).stderr.decode(errors="replace")
+    info = parse_source_info(err)
+    if not info.has_video or info.width < 1:
+        raise ValueError(f"no video stream found in {path}: {err.strip()[-300:]}")
+    out, _ = (ffmpeg.input("file:" + str(path.resolve())).output("pipe:", format="rawvideo", pix_fmt="rgb24")
+              .global_args("-loglevel", "error", "-threads", "1")
+              .run(cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True))
+    return np.frombuffer(out, np.uint8).reshape(-1, info.height, info.width, 3)

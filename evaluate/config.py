@@ -1,0 +1,129 @@
+"""The options of every `v3s-eval` command: one frozen dataclass per command, built from shared option groups.
+
+A command's options are generated from its class (v3s.shared.cli), so an option is written once, here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from v3s.shared.config import ConfigBase, check_ranges, option
+from v3s.shared.choices import INPUT_MODES
+
+from .metrics.aslan import NEGATIVE_MODES, NORM_MODES
+from .metrics.recognition import AGGREGATION_MODES
+from .metrics.retrieval import PEER_KS
+
+LAYERS = ("conv5", "pool")
+GRADCAM_TARGETS = ("auto", "predicted", "spatial", "temporal")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSource(ConfigBase):
+    """A v3s checkpoint, or a random initialisation (the baseline rows of the tables)."""
+
+    ckpt: Optional[str] = option(None, "A pretrain or finetune checkpoint.", path="file")
+    random: bool = option(False, "A randomly initialised backbone (the baseline row) instead of --ckpt.")
+    backbone: Optional[str] = option(None, "With --random: backbone name (r21d, r3d, r3d18, c3d, s3dg).")
+    width: Optional[float] = option(None, "With --random: channel width multiplier [default: 1.0].")
+    seed: int = option(0, "With --random: initialisation seed.")
+    input_mode: str = option("rgb", "With --random: network input (frames, or differences of consecutive frames).",
+                             choices=INPUT_MODES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoreSplit(ConfigBase):
+    """Which videos: a dataset of a frame store, and a split of it."""
+
+    store: str = option(help="Frame store holding the dataset.", path="dir")
+    dataset: str = option(help="Dataset name in the store (e.g. ucf101).")
+    split: str = option("1", "Split id.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClipGeometry(ConfigBase):
+    """How clips are cut and cropped; None takes the checkpoint's (a random initialisation: 16, 112 and 1)."""
+
+    clip_len: Optional[int] = option(None, "Frames per clip [default: the checkpoint's].")
+    clip_size: Optional[int] = option(None, "Centre crop side [default: the checkpoint's].")
+    frame_step: Optional[int] = option(None, "Every k-th frame in a clip [default: the checkpoint's, 1].")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Extraction(ConfigBase):
+    """How features are extracted, cached and reported (never what they are)."""
+
+    batch_size: int = option(16, "Clips per forward pass.")
+    workers: Optional[int] = option(None, "DataLoader workers [default: the CPU cores less one, at most 8].")
+    device: str = option("auto", "auto (CUDA when present), cpu, cuda, cuda:N.")
+    out: Optional[str] = option(None, "Results folder [default: CKPT_DIR/eval/<task>-...].", path="dir")
+    cache_dir: Optional[str] = option(None, "Feature cache folder [default: CKPT_DIR/features].", path="dir")
+    no_cache: bool = option(False, "Extract again and do not write the cache.")
+    quiet: bool = option(False, "No progress bar.")
+    json: bool = option(False, "Print the results JSON instead of a table.")
+
+    def __post_init__(self) -> None:
+        check_ranges(self, ("batch_size", "clips", "clip_len", "clip_size", "frame_step", "stride",
+                            "neighbours"), ("workers", "examples"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecognitionConfig(Extraction, StoreSplit):
+    """`v3s-eval recognition`: a finetuned checkpoint on the test list of a split."""
+
+    ckpt: str = option(help="A v3s-finetune checkpoint.", path="file")
+    clips: int = option(10, "Clips per video (linspace centres).")
+    average: str = option("prob", "Average softmax probabilities (the paper) or logits (VCOP) over a video's clips.",
+                          choices=AGGREGATION_MODES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrievalConfig(Extraction, ClipGeometry, StoreSplit, ModelSource):
+    """`v3s-eval retrieval`: test videos query train videos (VCOP / PRP protocol)."""
+
+    layer: str = option("conv5", "conv5 after MaxPool3d(1,2,2), flattened (the peers'), or the pooled vector.",
+                        choices=LAYERS)
+    ks: tuple = option(PEER_KS, "k values of top-k.", parse="ints")
+    clips: int = option(10, "Clips per video (linspace centres).")
+    examples: int = option(8, "Example queries drawn in examples.png.")
+    neighbours: int = option(5, "Nearest train videos drawn beside each example query.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AslanConfig(Extraction, ClipGeometry, ModelSource):
+    """`v3s-eval aslan`: same/not-same action pairs, 10-fold View-2 protocol."""
+
+    pairs: str = option(help="View2.mat or pairs.csv.", path="file")
+    features: Optional[str] = option(None, "Instead of --ckpt: an .npz of per-video features (one array per layer "
+                                           "+ 'ids').", path="file")
+    store: Optional[str] = option(None, "With --ckpt or --random: frame store holding the ASLAN videos.", path="dir")
+    dataset: str = option("aslan", "Dataset name in the store.")
+    layers: Optional[tuple] = option(None, "Comma-separated taps [default: pool3,pool4,pool5; with --features: "
+                                           "every array].", parse="names")
+    C: float = option(1.0, "Linear SVM C (same for every fold).", flag="--C")
+    stride: Optional[int] = option(None, "Frames between clip starts [default: clip length / 2].")
+    negative: str = option("clip", "How the measures that need non-negative entries treat negative ones.",
+                           choices=NEGATIVE_MODES)
+    last_four_norm: str = option("l2", "Normalisation of the last four measures (docs/protocols.md).",
+                                 choices=NORM_MODES)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GradcamConfig(ConfigBase):
+    """`v3s-eval gradcam`: Grad-CAM of one clip on the last conv stage."""
+
+    ckpt: str = option(help="A finetune or pretrain checkpoint.", path="file")
+    video: Optional[str] = option(None, "A video file (decoded with ffmpeg).", path="file")
+    store: Optional[str] = option(None, "Or: a frame store ...", path="dir")
+    dataset: Optional[str] = option(None, "... its dataset ...")
+    key: Optional[str] = option(None, "... and a video's rel_path (or store key) ...")
+    index: Optional[int] = option(None, "... or its position among the dataset's ok videos.")
+    target: str = option("auto", "auto, predicted, a class id (finetune), spatial or temporal (pretrain: that head's "
+                                 "prediction).")
+    start: Optional[int] = option(None, "First frame of the clip [default: the centred clip].")
+    size: Optional[tuple] = option(None, "With --video: HEIGHTxWIDTH to resize to [default: the checkpoint's store "
+                                         "size, else 128x171].", parse="size")
+    fps: float = option(8.0, "GIF frame rate.")
+    device: str = option("auto", "auto, cpu, cuda, cuda:N.")
+    out: Optional[str] = option(None, "Results folder [default: CKPT_DIR/eval/gradcam-<video>].", path="dir")
+    json: bool = option(False, "Print the results JSON instead of a summary.")

@@ -1,0 +1,1 @@
+"""Evaluation metrics on plain numpy arrays from any model: recognition, retrieval, ASLAN similarity."""

@@ -1,0 +1,1 @@
+"""The main job: the one package that runs every stage together (the stages themselves never import each other)."""

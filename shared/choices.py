@@ -1,0 +1,8 @@
+"""The values that options naming a mode accept (a module without torch, so that every CLI's --help loads fast)."""
+
+# What the first layer sees: the (normalised) frames, as in the paper, or the differences of consecutive frames
+# (TSN's "RGB difference" modality: T-1 difference frames, no static appearance). See docs/demo.md.
+INPUT_MODES = ("rgb", "diff")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")
+LR_SCHEDULES = ("cosine", "plateau", "constant")
