@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from v3s.shared.config import ConfigBase, check_ranges, option
+from v3s.shared.config import ConfigBase, StoreSplit, check_ranges, option
 from v3s.shared.choices import INPUT_MODES
 
 from .metrics.aslan import NEGATIVE_MODES, NORM_MODES
@@ -29,15 +29,6 @@ class ModelSource(ConfigBase):
     seed: int = option(0, "With --random: initialisation seed.")
     input_mode: str = option("rgb", "With --random: network input (frames, or differences of consecutive frames).",
                              choices=INPUT_MODES)
-
-
-@dataclass(frozen=True, kw_only=True)
-class StoreSplit(ConfigBase):
-    """Which videos: a dataset of a frame store, and a split of it."""
-
-    store: str = option(help="Frame store holding the dataset.", path="dir")
-    dataset: str = option(help="Dataset name in the store (e.g. ucf101).")
-    split: str = option("1", "Split id.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,7 +59,7 @@ class Extraction(ConfigBase):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RecognitionConfig(Extraction, StoreSplit):
+class RecognitionConfig(StoreSplit, Extraction):
     """`v3s-eval recognition`: a finetuned checkpoint on the test list of a split."""
 
     ckpt: str = option(help="A v3s-finetune checkpoint.", path="file")
@@ -78,7 +69,7 @@ class RecognitionConfig(Extraction, StoreSplit):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RetrievalConfig(Extraction, ClipGeometry, StoreSplit, ModelSource):
+class RetrievalConfig(ModelSource, StoreSplit, ClipGeometry, Extraction):
     """`v3s-eval retrieval`: test videos query train videos (VCOP / PRP protocol)."""
 
     layer: str = option("conv5", "conv5 after MaxPool3d(1,2,2), flattened (the peers'), or the pooled vector.",
@@ -90,7 +81,7 @@ class RetrievalConfig(Extraction, ClipGeometry, StoreSplit, ModelSource):
 
 
 @dataclass(frozen=True, kw_only=True)
-class AslanConfig(Extraction, ClipGeometry, ModelSource):
+class AslanConfig(ModelSource, ClipGeometry, Extraction):
     """`v3s-eval aslan`: same/not-same action pairs, 10-fold View-2 protocol."""
 
     pairs: str = option(help="View2.mat or pairs.csv.", path="file")

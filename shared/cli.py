@@ -29,10 +29,11 @@ def _base_type(hint: Any) -> Any:
 
 
 def _ordered_fields(cls: type) -> list[dataclasses.Field]:
-    """The config's own fields first (what the command is about), then those of the option groups it inherits."""
-    own = set(cls.__dict__.get("__annotations__", {}))
-    fields = [f for f in dataclasses.fields(cls) if f.metadata.get("cli", True)]
-    return [f for f in fields if f.name in own] + [f for f in fields if f.name not in own]
+    """The config's own fields first (what the command is about), then those of each option group it inherits, in
+    the order the class lists its groups."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.metadata.get("cli", True)}
+    names = [n for c in cls.__mro__ for n in c.__dict__.get("__annotations__", {}) if n in fields]
+    return [fields[n] for n in dict.fromkeys(names)]
 
 
 def _callback(parse: str) -> Callable:

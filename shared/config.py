@@ -130,6 +130,15 @@ def check_ranges(config: Any, at_least_one: tuple[str, ...] = (), non_negative: 
 
 
 @dataclass(frozen=True, kw_only=True)
+class StoreSplit(ConfigBase):
+    """Which videos: a dataset of a frame store made by `v3s-prep extract`, and one of its splits."""
+
+    store: str = option(help="Frame store made by `v3s-prep extract`.", path="dir")
+    dataset: str = option(help="Dataset name inside the store (ucf101, hmdb51, ...).")
+    split: str = option("1", "Split id (paper: split 1).")
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunOptions(ConfigBase):
     """The options of a training run that mean the same in pretraining and finetuning."""
 
@@ -164,12 +173,11 @@ class RunOptions(ConfigBase):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PretrainConfig(RunOptions):
-    """V3S pretraining: paper section 4.1.2 defaults (SGD lr 0.01, momentum 0.9, batch 32, 300 epochs, 800 val videos)."""
+class PretrainConfig(StoreSplit, RunOptions):
+    """V3S pretraining: paper section 4.1.2 defaults (SGD lr 0.01, momentum 0.9, batch 32, 300 epochs, 800 val videos).
 
-    store: str = option(help="HDF5 frame store made by `v3s-prep extract`.", path="dir")
-    dataset: str = option(help="Dataset name inside the store (e.g. ucf101).")
-    split: str = option("1", "Split id whose train list is used (paper: UCF101 split 1).")
+    Its train list (without --val-videos) is the pretraining set; the paper pretrains on UCF101 split 1.
+    """
     backbone: str = option("r21d", "Backbone name (r21d, r3d, r3d18, c3d, s3dg).")
     width: float = option(1.0, "Channel width multiplier of the backbone (1.0 = the paper's networks).")
     input_mode: str = option("rgb", "Network input: rgb frames (the paper) or diff, differences of consecutive frames "
@@ -191,13 +199,11 @@ class PretrainConfig(RunOptions):
 
 
 @dataclass(frozen=True, kw_only=True)
-class FinetuneConfig(RunOptions):
-    """Supervised finetuning for action recognition: paper section 4.3 (lr 0.001, momentum 0.9, batch 8, crop 112, flip)."""
+class FinetuneConfig(StoreSplit, RunOptions):
+    """Supervised finetuning for action recognition: paper section 4.3 (lr 0.001, momentum 0.9, batch 8, crop 112, flip).
 
-    store: str = option(help="HDF5 frame store made by `v3s-prep extract` (frames resized to 128x171 = the paper's "
-                             "resize).", path="dir")
-    dataset: str = option(help="Dataset name inside the store (ucf101, hmdb51, ...).")
-    split: str = option("1", "Split id: its train list is trained on (minus validation videos).")
+    The split's train list (without --val-videos) is trained on.
+    """
     init: Optional[str] = option(None, "Pretraining checkpoint (RUN_DIR/best.pt) whose backbone initialises the model.",
                                  path="file")
     scratch: bool = option(False, "Random initialisation (the 'Random' rows of paper Table 2) instead of --init.")
