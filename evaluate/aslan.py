@@ -21,6 +21,7 @@ import numpy as np
 
 from v3s.data_manifest import read_pairs
 from v3s.shared.atomic import atomic_write
+from v3s.shared.paths import check_path
 from v3s.shared.store import Store
 from v3s.shared.temporal import clip_span
 
@@ -29,7 +30,7 @@ from .features import ClipSpec, tap_forward
 from .metrics.aslan import AslanResult, evaluate_folds, feature_names, pair_arrays, pair_features
 from .metrics.retrieval import l2_normalize_rows
 from .plots import roc_png
-from .resolve import Extractor, clip_geometry, describe_model, output_dir, resolve_model
+from .resolve import Extractor, clip_geometry, describe_model, output_dir, resolve_model, resolve_store
 from .results import trailer, write_results
 
 DEFAULT_LAYERS = ("pool3", "pool4", "pool5")
@@ -113,6 +114,14 @@ def load_video_features(path: str | os.PathLike, layers: Sequence[str] | None = 
         return {k: z[k] for k in layers}, [str(s) for s in z[IDS_KEY].tolist()]
 
 
+def resolve_pairs(cfg: AslanConfig, store: Store | None, log: Callable[[str], None] | None) -> AslanConfig:
+    """--pairs, else the pairs file recorded with the dataset when its folder was extracted."""
+    if cfg.pairs is not None:
+        check_path(cfg.pairs, "file", "--pairs")
+        return cfg
+    raise ValueError("no --pairs given: pass the ASLAN folder's View2.mat or pairs.csv")
+
+
 def run_aslan(cfg: AslanConfig, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Evaluate ASLAN; write results.json, roc.png (and, from a checkpoint, video_features.npz).
 
@@ -123,9 +132,13 @@ def run_aslan(cfg: AslanConfig, log: Callable[[str], None] | None = None) -> dic
     Returns:
         the results dict (also written as results.json).
     """
-    if (bool(cfg.ckpt) or cfg.random) == bool(cfg.features):
-        raise ValueError("give exactly one of --ckpt CHECKPOINT (with --store), --random (with --backbone, --store) "
-                         "and --features NPZ")
+    if cfg.features and (cfg.ckpt or cfg.random):
+        raise ValueError("give exactly one of --ckpt CHECKPOINT, --random (with --backbone) and --features NPZ")
+    loaded = store = None
+    if not cfg.features:
+        cfg, loaded = resolve_model(cfg, log=log)
+        cfg, store = resolve_store(cfg, loaded, log)
+    cfg = resolve_pairs(cfg, store, log)
     pairs = read_pairs(cfg.pairs)
     if not pairs:
         raise ValueError(f"pairs file {cfg.pairs} holds no pairs")
@@ -141,16 +154,14 @@ def run_aslan(cfg: AslanConfig, log: Callable[[str], None] | None = None) -> dic
             raise ValueError(f"{len(missing)} sample(s) named in {cfg.pairs} have no row in {cfg.features}, "
                              f"e.g. {missing[:5]}")
         model_info = {"kind": "features", "features": str(cfg.features)}
-        out = Path(cfg.out) if cfg.out else Path(cfg.features).resolve().parent / f"aslan-{Path(cfg.features).stem}"
+        out = check_path(cfg.out or Path(cfg.features).resolve().parent / f"aslan-{Path(cfg.features).stem}",
+                         "out-dir", "--out")
     else:
-        if not cfg.store:
-            raise ValueError("--ckpt / --random need --store STORE (the frame store holding the ASLAN videos)")
-        loaded = resolve_model(cfg)
+        out = output_dir(cfg, loaded, f"aslan-{Path(cfg.pairs).stem}")
         layers = list(cfg.layers or DEFAULT_LAYERS)
         bad = [t for t in layers if t not in loaded.backbone.tap_names]
         if bad:
             raise ValueError(f"layers {bad} are not taps of {loaded.config.backbone!r}; valid: {list(loaded.backbone.tap_names)}")
-        store = Store(cfg.store)
         by_id: dict[str, Any] = {}
         for v in store.videos(cfg.dataset):
             if Path(v.rel_path).stem.isdigit():
@@ -174,11 +185,9 @@ def run_aslan(cfg: AslanConfig, log: Callable[[str], None] | None = None) -> dic
         model_info = describe_model(loaded)
         protocol = spec.key()
         feature_info = {"cache_hit": extracted.cache_hit, "path": extracted.cache_path}
-        out = output_dir(cfg, loaded, f"aslan-{Path(cfg.pairs).stem}")
 
     result, pair_x = aslan_from_features(feats, ids, pairs, C=cfg.C, negative=cfg.negative,
                                          last_four_norm=cfg.last_four_norm)
-    out.mkdir(parents=True, exist_ok=True)
     files = {"roc": roc_png(*result.roc, result.auc, out / "roc.png",
                             title=f"ASLAN: {100 * result.mean:.2f} +- {100 * result.std_error:.2f} % accuracy")}
     if not cfg.features:

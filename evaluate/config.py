@@ -22,7 +22,8 @@ GRADCAM_TARGETS = ("auto", "predicted", "spatial", "temporal")
 class ModelSource(ConfigBase):
     """A v3s checkpoint, or a random initialisation (the baseline rows of the tables)."""
 
-    ckpt: Optional[str] = option(None, "A pretrain or finetune checkpoint.", path="file")
+    ckpt: Optional[str] = option(None, "A pretrain or finetune checkpoint [default: the latest pretraining run's "
+                                       "best.pt in the workspace].", path="file")
     random: bool = option(False, "A randomly initialised backbone (the baseline row) instead of --ckpt.")
     backbone: Optional[str] = option(None, "With --random: backbone name (r21d, r3d, r3d18, c3d, s3dg).")
     width: Optional[float] = option(None, "With --random: channel width multiplier [default: 1.0].")
@@ -47,8 +48,8 @@ class Extraction(ConfigBase):
     batch_size: int = option(16, "Clips per forward pass.")
     workers: Optional[int] = option(None, "DataLoader workers [default: the CPU cores less one, at most 8].")
     device: str = option("auto", "auto (CUDA when present), cpu, cuda, cuda:N.")
-    out: Optional[str] = option(None, "Results folder [default: CKPT_DIR/eval/<task>-...].", path="dir")
-    cache_dir: Optional[str] = option(None, "Feature cache folder [default: CKPT_DIR/features].", path="dir")
+    out: Optional[str] = option(None, "Results folder [default: CKPT_DIR/eval/<task>-...].", path="out-dir")
+    cache_dir: Optional[str] = option(None, "Feature cache folder [default: CKPT_DIR/features].", path="out-dir")
     no_cache: bool = option(False, "Extract again and do not write the cache.")
     quiet: bool = option(False, "No progress bar.")
     json: bool = option(False, "Print the results JSON instead of a table.")
@@ -62,7 +63,8 @@ class Extraction(ConfigBase):
 class RecognitionConfig(StoreSplit, Extraction):
     """`v3s-eval recognition`: a finetuned checkpoint on the test list of a split."""
 
-    ckpt: str = option(help="A v3s-finetune checkpoint.", path="file")
+    ckpt: Optional[str] = option(None, "A v3s-finetune checkpoint [default: the latest finetuning run's best.pt in "
+                                       "the workspace].", path="file")
     clips: int = option(10, "Clips per video (linspace centres).")
     average: str = option("prob", "Average softmax probabilities (the paper) or logits (VCOP) over a video's clips.",
                           choices=AGGREGATION_MODES)
@@ -84,10 +86,12 @@ class RetrievalConfig(ModelSource, StoreSplit, ClipGeometry, Extraction):
 class AslanConfig(ModelSource, ClipGeometry, Extraction):
     """`v3s-eval aslan`: same/not-same action pairs, 10-fold View-2 protocol."""
 
-    pairs: str = option(help="View2.mat or pairs.csv.", path="file")
+    pairs: Optional[str] = option(None, "View2.mat or pairs.csv [default: the pairs file recorded when the ASLAN "
+                                        "folder was extracted].", path="file")
     features: Optional[str] = option(None, "Instead of --ckpt: an .npz of per-video features (one array per layer "
                                            "+ 'ids').", path="file")
-    store: Optional[str] = option(None, "With --ckpt or --random: frame store holding the ASLAN videos.", path="dir")
+    store: Optional[str] = option(None, "With --ckpt or --random: frame store holding the ASLAN videos [default: "
+                                        "the workspace's].", path="dir")
     dataset: str = option("aslan", "Dataset name in the store.")
     layers: Optional[tuple] = option(None, "Comma-separated taps [default: pool3,pool4,pool5; with --features: "
                                            "every array].", parse="names")
@@ -116,5 +120,5 @@ class GradcamConfig(ConfigBase):
                                          "size, else 128x171].", parse="size")
     fps: float = option(8.0, "GIF frame rate.")
     device: str = option("auto", "auto, cpu, cuda, cuda:N.")
-    out: Optional[str] = option(None, "Results folder [default: CKPT_DIR/eval/gradcam-<video>].", path="dir")
+    out: Optional[str] = option(None, "Results folder [default: CKPT_DIR/eval/gradcam-<video>].", path="out-dir")
     json: bool = option(False, "Print the results JSON instead of a summary.")

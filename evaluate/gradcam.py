@@ -26,7 +26,7 @@ from v3s.shared.temporal import clip_indices, clip_span
 
 from .config import GRADCAM_TARGETS, GradcamConfig
 from .plots import gradcam_strip_png, heatmap_overlay, save_gif
-from .resolve import describe_model
+from .resolve import describe_model, output_dir
 from .results import trailer, write_results
 
 DEFAULT_SIZE = (128, 171)  # the paper's resize, when a --video's checkpoint names no readable store
@@ -205,8 +205,7 @@ def run_gradcam(cfg: GradcamConfig) -> dict[str, Any]:
     probs = torch.softmax(logits, 0)
 
     name = Path(source["video"]).stem if cfg.video else source["video"].replace("/", "_")
-    out = Path(cfg.out) if cfg.out else loaded.path.resolve().parent / "eval" / f"gradcam-{Path(name).stem}"
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(cfg, loaded, f"gradcam-{Path(name).stem}")
     overlays = heatmap_overlay(shown, cam)
     title = f"{source['video']}: Grad-CAM of {head} class {names[chosen]!s} (p={float(probs[chosen]):.2f})"
     files = {

@@ -15,13 +15,12 @@ from typing import Any
 import numpy as np
 
 from v3s.shared.config import FinetuneConfig
-from v3s.shared.store import Store
 
 from .config import RecognitionConfig
 from .features import ClipSpec, logits_forward
 from .metrics.recognition import aggregate_clips, confusion_matrix, per_class_accuracy, topk_accuracy
 from .plots import confusion_matrix_png
-from .resolve import Extractor, clip_geometry, describe_model, output_dir, resolve_model
+from .resolve import Extractor, clip_geometry, describe_model, output_dir, resolve_model, resolve_store
 from .results import trailer, write_results
 
 TOP_KS = (1, 5)
@@ -48,11 +47,12 @@ def run_recognition(cfg: RecognitionConfig, log: Callable[[str], None] | None = 
     Returns:
         the results dict (also written as results.json).
     """
-    loaded = resolve_model(cfg)
+    cfg, loaded = resolve_model(cfg, log=log, default="v3s-finetune")
     if loaded.kind != "v3s-finetune":
         raise ValueError(f"checkpoint {cfg.ckpt} is a {loaded.kind!r} checkpoint; recognition needs a finetuned one "
                          f"(v3s-train finetune --init {cfg.ckpt} ...)")
-    store = Store(cfg.store)
+    cfg, store = resolve_store(cfg, loaded, log)
+    out = output_dir(cfg, loaded, f"recognition-{cfg.dataset}-split{cfg.split}")
     videos = store.split(cfg.dataset, cfg.split, "test")
     classes = store.classes(cfg.dataset)
     check_classes(loaded.config, classes, cfg.dataset, cfg.ckpt)
@@ -73,8 +73,6 @@ def run_recognition(cfg: RecognitionConfig, log: Callable[[str], None] | None = 
     per_class = per_class_accuracy(pred, labels, n_classes)
     cm = confusion_matrix(pred, labels, n_classes)
 
-    out = output_dir(cfg, loaded, f"recognition-{cfg.dataset}-split{cfg.split}")
-    out.mkdir(parents=True, exist_ok=True)
     files = {
         "confusion": confusion_matrix_png(cm, classes, out / "confusion.png",
                                           title=f"{cfg.dataset} split {cfg.split}: video top-1 {100 * video_acc[1]:.2f} %"),

@@ -9,7 +9,10 @@ from typing import Any
 
 import torch
 
+from v3s.shared import workspace
 from v3s.shared.checkpoint import LoadedModel, RandomInit, load_model, random_model
+from v3s.shared.config import FinetuneConfig, PretrainConfig
+from v3s.shared.paths import check_path
 from v3s.shared.runtime import default_workers, resolve_device
 from v3s.shared.store import Store, VideoInfo
 
@@ -17,30 +20,70 @@ from .cache import cached_features, default_cache_dir, model_identity
 from .features import ClipSpec, Features
 
 # Where a random-init model's outputs go when --out / --cache-dir are not given (it has no checkpoint folder).
-RANDOM_ROOT = Path("v3s-eval-random")
+RANDOM_NAME = "v3s-eval-random"
+# The run whose checkpoint an evaluation takes when --ckpt is not given.
+DEFAULT_RUN = {"v3s-finetune": FinetuneConfig, "v3s-pretrain": PretrainConfig}
+Log = Callable[[str], None]
 
 
-def resolve_model(cfg: Any, kind: str | None = None) -> LoadedModel:
-    """The checkpoint's network, or a random initialisation (cfg.random with backbone / width / seed): exactly one.
+def _say(log: Log | None, line: str) -> None:
+    if log is not None:
+        log(line)
+
+
+def resolve_model(cfg: Any, kind: str | None = None, log: Log | None = None,
+                  default: str = "v3s-pretrain") -> tuple[Any, LoadedModel]:
+    """(cfg with --ckpt filled in, the model): the checkpoint's network or a random initialisation (exactly one).
+
+    Without --ckpt and --random, the latest run of the wanted kind in the workspace's runs/ is taken, and said.
 
     Args:
         cfg: a config with the `ModelSource` options (or at least `ckpt`).
-        kind: "v3s-pretrain" / "v3s-finetune" to require one.
+        kind: "v3s-pretrain" / "v3s-finetune" to require one (None: either).
+        log: told what was chosen.
+        default: the kind of run whose latest checkpoint is taken without --ckpt.
     """
     random = getattr(cfg, "random", False)
-    if bool(cfg.ckpt) == random:
+    if cfg.ckpt and random:
         raise ValueError("give exactly one of --ckpt CHECKPOINT and --random (with --backbone, --width, --seed)")
     if random:
         if not cfg.backbone:
             raise ValueError("--random needs --backbone NAME (and optionally --width, --seed)")
-        return random_model(RandomInit(cfg.backbone, 1.0 if cfg.width is None else cfg.width, cfg.seed, cfg.input_mode))
-    loaded = load_model(cfg.ckpt, kind=kind)
+        return cfg, random_model(RandomInit(cfg.backbone, 1.0 if cfg.width is None else cfg.width, cfg.seed,
+                                            cfg.input_mode))
+    if not cfg.ckpt:
+        wanted = kind or default
+        best = workspace.latest_run(DEFAULT_RUN[wanted])
+        if best is None:
+            raise ValueError(f"no --ckpt given and no {wanted.replace('v3s-', '')} run in {workspace.runs_dir()}/ to "
+                             f"take it from; pass --ckpt CHECKPOINT" + (" or --random" if hasattr(cfg, "random") else ""))
+        _say(log, f"ckpt: {best} (the latest {wanted.replace('v3s-', '')} run; --ckpt to choose another)")
+        cfg = cfg.replace(ckpt=str(best))
+    loaded = load_model(check_path(cfg.ckpt, "file", "--ckpt"), kind=kind)
     for name in ("backbone", "width"):
         given = getattr(cfg, name, None)
         if given is not None and given != getattr(loaded.config, name):
             raise ValueError(f"--{name} {given!r} contradicts checkpoint {cfg.ckpt}'s {name} "
                              f"{getattr(loaded.config, name)!r}; leave --{name} out with --ckpt")
-    return loaded
+    return cfg, loaded
+
+
+def resolve_store(cfg: Any, loaded: LoadedModel | None, log: Log | None = None) -> tuple[Any, Store]:
+    """(cfg with --store and --dataset filled in, the opened store): the workspace's store, and the dataset the
+    checkpoint was trained on (a random initialisation: ucf101, else the store's only dataset)."""
+    if cfg.store is None:
+        cfg = cfg.replace(store=str(workspace.default_store()))
+        _say(log, f"store: {cfg.store} (the workspace's; --store to choose another)")
+    store = Store(check_path(cfg.store, "dir", "--store"))
+    if getattr(cfg, "dataset", "") is None:
+        trained_on = getattr(loaded.config, "dataset", None) if loaded is not None else None
+        if trained_on in store.datasets:
+            name, why = trained_on, "the checkpoint's"
+        else:
+            name, why = workspace.pick_dataset(store.datasets, cfg.store)
+        cfg = cfg.replace(dataset=name)
+        _say(log, f"dataset: {name} ({why}; --dataset to choose another)")
+    return cfg, store
 
 
 def describe_model(loaded: LoadedModel) -> dict[str, Any]:
@@ -58,15 +101,16 @@ def clip_geometry(cfg: Any, loaded: LoadedModel) -> dict[str, int]:
 
 def _random_base(loaded: LoadedModel) -> Path:
     c = loaded.config
-    return RANDOM_ROOT / f"{c.backbone}-w{c.width:g}-{c.input_mode}-seed{c.seed}"
+    return workspace.root() / RANDOM_NAME / f"{c.backbone}-w{c.width:g}-{c.input_mode}-seed{c.seed}"
 
 
 def output_dir(cfg: Any, loaded: LoadedModel, name: str) -> Path:
-    """--out, else CKPT_DIR/eval/<name> (RANDOM_ROOT/<model>/eval/<name> for a random initialisation)."""
+    """--out, else CKPT_DIR/eval/<name> (WORKSPACE/v3s-eval-random/<model>/eval/<name> for a random
+    initialisation), created and checked writable before any work is done."""
     if getattr(cfg, "out", None):
-        return Path(cfg.out)
+        return check_path(cfg.out, "out-dir", "--out")
     base = loaded.path.resolve().parent if loaded.path is not None else _random_base(loaded)
-    return base / "eval" / name
+    return check_path(base / "eval" / name, "out-dir", "results folder")
 
 
 @dataclass
@@ -84,7 +128,7 @@ class Extractor:
     @classmethod
     def for_model(cls, cfg: Any, loaded: LoadedModel, log: Callable[[str], None] | None = None) -> "Extractor":
         """Put the model on cfg.device; the cache goes to --cache-dir, else beside the checkpoint (random:
-        RANDOM_ROOT/<model>/features)."""
+        WORKSPACE/v3s-eval-random/<model>/features)."""
         device = resolve_device(cfg.device)
         loaded.model.to(device)
         cache_dir = cfg.cache_dir or default_cache_dir(loaded) or _random_base(loaded) / "features"

@@ -15,13 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from v3s.shared.store import Store
-
 from .config import LAYERS, RetrievalConfig
 from .features import ClipSpec, tap_forward
 from .metrics.retrieval import nearest_neighbours, retrieval_topk
 from .plots import HIT, MISS, Thumb, retrieval_grid_png, topk_curve_png
-from .resolve import Extractor, clip_geometry, describe_model, output_dir, resolve_model
+from .resolve import Extractor, clip_geometry, describe_model, output_dir, resolve_model, resolve_store
 from .results import trailer, write_results
 
 
@@ -38,8 +36,9 @@ def run_retrieval(cfg: RetrievalConfig, log: Callable[[str], None] | None = None
         raise ValueError(f"layer {cfg.layer!r} is not one of {LAYERS}")
     if not cfg.ks or any(int(k) < 1 for k in cfg.ks):
         raise ValueError(f"ks must be integers >= 1, got {list(cfg.ks)}")
-    loaded = resolve_model(cfg)
-    store = Store(cfg.store)
+    cfg, loaded = resolve_model(cfg, log=log)
+    cfg, store = resolve_store(cfg, loaded, log)
+    out = output_dir(cfg, loaded, f"retrieval-{cfg.dataset}-split{cfg.split}-{cfg.layer}")
     gallery_videos = store.split(cfg.dataset, cfg.split, "train")
     query_videos = store.split(cfg.dataset, cfg.split, "test")
     spec = ClipSpec("linspace", n_clips=cfg.clips, **clip_geometry(cfg, loaded))
@@ -59,8 +58,6 @@ def run_retrieval(cfg: RetrievalConfig, log: Callable[[str], None] | None = None
         raise ValueError(f"every k in {ks} is larger than the gallery ({n_gallery} train videos)")
     topk = retrieval_topk(queries.video[cfg.layer], queries.labels, gallery.video[cfg.layer], gallery.labels, kept)
 
-    out = output_dir(cfg, loaded, f"retrieval-{cfg.dataset}-split{cfg.split}-{cfg.layer}")
-    out.mkdir(parents=True, exist_ok=True)
     label = f"{loaded.config.backbone} ({loaded.kind.replace('v3s-', '')})"
     files = {
         "topk": topk_curve_png({label: topk}, out / "topk.png",

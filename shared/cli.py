@@ -37,6 +37,11 @@ def _ordered_fields(cls: type) -> list[dataclasses.Field]:
 
 
 def _callback(parse: str) -> Callable:
+    """Parse an option's text; a usage error names the option and the value.
+
+    (Paths are checked where the library uses them, with `v3s.shared.paths.check_path`, so that the Python API
+    gets the same messages.)
+    """
     def convert(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         if value is None or not isinstance(value, str):
             return value
@@ -56,9 +61,11 @@ def config_options(cls: type) -> Callable:
             meta, base = f.metadata, _base_type(hints[f.name])
             required = f.default is dataclasses.MISSING
             default = None if required else f.default
+            checks = {"callback": _callback(meta["parse"])} if meta.get("parse") else {}
             if meta.get("argument"):
                 kwargs = {} if required else {"default": default}
-                fn = click.argument(f.name, required=required, type=_TYPES.get(base, click.STRING), **kwargs)(fn)
+                fn = click.argument(f.name, required=required, type=_TYPES.get(base, click.STRING), **kwargs,
+                                    **checks)(fn)
                 continue
             decls = [meta.get("flag") or "--" + f.name.replace("_", "-"), f.name]
             if base is bool:
@@ -66,9 +73,10 @@ def config_options(cls: type) -> Callable:
                 continue
             kwargs: dict[str, Any] = {} if required else {"default": format_default(default, meta.get("parse"))}
             if meta.get("parse"):
-                kwargs.update(type=click.STRING, callback=_callback(meta["parse"]))
+                kwargs["type"] = click.STRING
             else:
                 kwargs["type"] = click.Choice(meta["choices"]) if meta.get("choices") else _TYPES.get(base, click.STRING)
+            kwargs.update(checks)
             # A required option gets no default at all: with default=None some Click releases let it through as None.
             fn = click.option(*decls, required=required, show_default=default is not None and not required,
                               help=meta["help"], **kwargs)(fn)

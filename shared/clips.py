@@ -235,6 +235,13 @@ class EvalClips(_Clips):
         return self._item(vi, frames, geometry, (v.label,))
 
 
+def pretext_videos(store: FrameSource, config: Any, space: LabelSpace) -> tuple[list[VideoInfo], list[str]]:
+    """(videos a pretraining run can use, keys of those too short for any temporal class) of its train list."""
+    videos = store.split(config.dataset, config.split, "train")
+    shortest = min(c.span(config.clip_len) for c in space.temporal_classes)
+    return [v for v in videos if v.num_frames >= shortest], [v.key for v in videos if v.num_frames < shortest]
+
+
 def pretext_datasets(store: FrameSource, config: Any, space: LabelSpace) -> tuple[PretextClips, PretextClips]:
     """(training items, validation items) of a pretraining run: its train list less --val-videos drawn by seed.
 
@@ -243,16 +250,14 @@ def pretext_datasets(store: FrameSource, config: Any, space: LabelSpace) -> tupl
     Args:
         store: the store. config: the run's PretrainConfig. space: its label space.
     """
-    videos = store.split(config.dataset, config.split, "train")
-    geometry = dict(clip_len=config.clip_len, seed=config.seed, clip_size=config.clip_size, canvas=config.canvas,
-                    crop=config.crop)
-    usable = PretextClips(store, config.dataset, config.split, "train", space, videos=videos, **geometry)
-    short = f" ({len(usable.dropped)} more are too short for any temporal class)" if usable.dropped else ""
-    train_pos, val_pos = draw_validation(len(usable.videos), config.val_videos, config.seed,
+    usable, dropped = pretext_videos(store, config, space)
+    short = f" ({len(dropped)} more are too short for any temporal class)" if dropped else ""
+    train_pos, val_pos = draw_validation(len(usable), config.val_videos, config.seed,
                                          what=f"the train list of {config.dataset!r} split {config.split}{short}")
 
     def view(positions: list[int], augment: bool) -> PretextClips:
         return PretextClips(store, config.dataset, config.split, "train", space, augment=augment,
-                            videos=[usable.videos[p] for p in positions], **geometry)
+                            videos=[usable[p] for p in positions], clip_len=config.clip_len, seed=config.seed,
+                            clip_size=config.clip_size, canvas=config.canvas, crop=config.crop)
 
     return view(train_pos, True), view(val_pos, False)

@@ -133,8 +133,9 @@ def check_ranges(config: Any, at_least_one: tuple[str, ...] = (), non_negative: 
 class StoreSplit(ConfigBase):
     """Which videos: a dataset of a frame store made by `v3s-prep extract`, and one of its splits."""
 
-    store: str = option(help="Frame store made by `v3s-prep extract`.", path="dir")
-    dataset: str = option(help="Dataset name inside the store (ucf101, hmdb51, ...).")
+    store: Optional[str] = option(None, "Frame store made by `v3s-prep extract` [default: the workspace's "
+                                        "v3s-store, in $V3S_WORKSPACE or the current folder].", path="dir")
+    dataset: Optional[str] = option(None, "Dataset name inside the store (ucf101, hmdb51, ...).")
     split: str = option("1", "Split id (paper: split 1).")
 
 
@@ -142,7 +143,8 @@ class StoreSplit(ConfigBase):
 class RunOptions(ConfigBase):
     """The options of a training run that mean the same in pretraining and finetuning."""
 
-    out: str = option(help="Run directory: last.pt, best.pt, config.json, metrics.jsonl, curves.png.", path="dir")
+    out: Optional[str] = option(None, "Run folder: last.pt, best.pt, config.json, metrics.jsonl, curves.png "
+                                      "[default: runs/<kind>-<dataset>-<backbone>... in the workspace].", path="out-dir")
     clip_len: int = option(16, "Frames per clip (paper: 16).")
     momentum: float = option(0.9, "SGD momentum (paper: 0.9).")
     weight_decay: float = option(5e-4, "SGD weight decay (paper silent; VCOP's 5e-4).")
@@ -159,7 +161,7 @@ class RunOptions(ConfigBase):
     channels_last: bool = option(False, "Use the channels_last_3d memory format.")
     ckpt_every: int = option(500, "Also write last.pt every this many steps (end of epoch always writes).")
     log_every: int = option(20, "Steps between progress-bar and TensorBoard updates.")
-    resume: bool = option(False, "Continue the run in --out from its last.pt, exactly.")
+    resume: bool = option(False, "Require a run to continue in --out (a rerun continues its run without it).")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "split", str(self.split))  # split ids are strings in the store ("1", not 1)
@@ -190,10 +192,12 @@ class PretrainConfig(StoreSplit, RunOptions):
     crop: int = option(112, "Side of the crop taken from the warped canvas, then resized to --clip-size (paper: 112; "
                             "S3D-G: 224). crop / canvas is the share of the frame a pretext clip shows.")
     epochs: int = option(300, "Epochs over the pretraining videos (paper: 300).")
-    batch_size: int = option(32, "Global batch size, split evenly over DDP ranks (paper: 32).")
+    batch_size: Optional[int] = option(None, "Global batch size, split evenly over DDP ranks [default: the paper's "
+                                             "32, or the training videos where fewer].")
     lr: float = option(0.01, "Initial SGD learning rate (paper: 0.01; 0.005 for R3D).")
     dropout: float = option(0.5, "Dropout before the heads (paper silent; VCOP's 0.5).")
-    val_videos: int = option(800, "Validation videos drawn by seed from the train list (paper: 800 for UCF101).")
+    val_videos: Optional[int] = option(None, "Validation videos drawn by seed from the train list [default: the "
+                                             "paper's 800, or 10% of a list too short for it].")
     seed: int = option(0, "Seed of the validation draw, data order, augmentation and initialisation.")
     label_space: Optional[dict] = option(None, "Resolved LabelSpace.to_dict() of --transforms.", cli=False)
 
@@ -204,8 +208,8 @@ class FinetuneConfig(StoreSplit, RunOptions):
 
     The split's train list (without --val-videos) is trained on.
     """
-    init: Optional[str] = option(None, "Pretraining checkpoint (RUN_DIR/best.pt) whose backbone initialises the model.",
-                                 path="file")
+    init: Optional[str] = option(None, "Pretraining checkpoint (RUN_DIR/best.pt) whose backbone initialises the model "
+                                       "[default: the latest pretraining run's best.pt in the workspace].", path="file")
     scratch: bool = option(False, "Random initialisation (the 'Random' rows of paper Table 2) instead of --init.")
     backbone: Optional[str] = option(None, "Backbone name; with --scratch only (with --init it comes from the checkpoint).")
     width: Optional[float] = option(None, "Backbone width; with --scratch only (default 1.0).")
@@ -215,13 +219,14 @@ class FinetuneConfig(StoreSplit, RunOptions):
                                 "consecutive frames). Evaluation of the checkpoint reads clips the same way.")
     clip_size: int = option(112, "Side of the random crop (paper: 112).")
     epochs: int = option(160, "Finetuning epochs (paper: stops after 160).")
-    batch_size: int = option(8, "Global batch size, split evenly over DDP ranks (paper: 8).")
+    batch_size: Optional[int] = option(None, "Global batch size, split evenly over DDP ranks [default: the paper's "
+                                             "8, or the training videos where fewer].")
     lr: float = option(0.001, "Initial SGD learning rate (paper: 0.001 for C3D, R3D, R(2+1)D).")
     backbone_lr_mult: float = option(1.0, "Backbone learning rate = lr x this (1.0: the paper's uniform rate).")
     dropout: float = option(0.5, "Dropout before the classifier (paper silent; VCOP's 0.5).")
     no_flip: bool = option(False, "No horizontal flips (for labels that depend on left/right, e.g. the synthetic set).")
-    val_videos: Optional[int] = option(None, "Held-out train videos for model selection (default 800 UCF101, 400 "
-                                             "HMDB51, else 10%).")
+    val_videos: Optional[int] = option(None, "Held-out train videos for model selection [default: 800 for UCF101 "
+                                             "and 400 for HMDB51 (the peers'), else 10%].")
     train_per_class: Optional[int] = option(None, "Train on this many labelled videos per class, drawn by seed "
                                                   "(default: all).")
     seed: int = option(0, "Seed of the validation and subset draws, data order, augmentation and head initialisation.")

@@ -14,6 +14,14 @@ REPO = Path(__file__).resolve().parents[1]
 REFERENCE = Path(os.environ.get("V3S_REFERENCE", REPO.parent / "shared" / "reference"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _workspace(tmp_path_factory) -> Path:
+    """Commands' default store and runs/ go to a folder of the test session, never the current folder."""
+    ws = tmp_path_factory.mktemp("workspace")
+    os.environ["V3S_WORKSPACE"] = str(ws)
+    return ws
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """`../shared/reference`; the test skips cleanly when it is absent."""

@@ -216,10 +216,13 @@ def test_finetune_init_must_be_a_pretraining_checkpoint(store, tmp_path, bad_che
     assert r.exit_code == 2 and message in r.output, r.output
 
 
-def test_existing_run_needs_resume_and_resume_needs_same_config(store, pretrained):
+def test_a_rerun_continues_its_run_and_other_settings_are_refused(store, pretrained):
+    """The same command again says the run is finished (nothing trained); other settings never touch the run."""
     args = ["pretrain", "--store", store, "--dataset", "ucf101", "--out", str(pretrained), "--epochs", "2", *TINY]
+    before = {p.name: p.stat().st_mtime_ns for p in pretrained.glob("*.pt")}
     r = CliRunner().invoke(main, args)
-    assert r.exit_code == 2 and "pass --resume" in r.output, r.output
+    assert r.exit_code == 0 and "the run is finished (step 6 of 6)" in r.output, r.output
+    assert {p.name: p.stat().st_mtime_ns for p in pretrained.glob("*.pt")} == before
     r = CliRunner().invoke(main, [*args, "--resume", "--lr", "0.5"])
     assert r.exit_code == 2 and "lr: 0.01 there, 0.5 now" in r.output, r.output
 

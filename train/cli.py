@@ -15,6 +15,10 @@ def _report(result: Any) -> None:
         click.echo(f"{result.out}: step {result.step}, validation {metrics}, best {result.best:.4f}")
 
 
+def _log(line: str) -> None:
+    click.echo(line, err=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """V3S pretraining and supervised finetuning on a frame store (see docs/training.md)."""
@@ -26,7 +30,7 @@ def pretrain(**options: Any) -> None:
     """Pretrain a backbone on V3S (paper section 4.1.2 defaults); writes --out/{last,best}.pt."""
     from .pretrain import pretrain as run
 
-    _report(run_or_exit(lambda: run(PretrainConfig(**options))))
+    _report(run_or_exit(lambda: run(PretrainConfig(**options), log=_log)))
 
 
 @main.command()
@@ -35,7 +39,7 @@ def finetune(**options: Any) -> None:
     """Finetune for action recognition from --init RUN_DIR/best.pt or --scratch (paper section 4.3 defaults)."""
     from .finetune import finetune as run
 
-    _report(run_or_exit(lambda: run(FinetuneConfig(**options))))
+    _report(run_or_exit(lambda: run(FinetuneConfig(**options), log=_log)))
 
 
 if __name__ == "__main__":  # python -m v3s.train.cli, torchrun -m v3s.train.cli

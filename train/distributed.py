@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
@@ -61,8 +62,9 @@ def teardown_distributed(info: DistInfo) -> None:
         dist.destroy_process_group()
 
 
-def run_distributed(body: Callable[[Any, DistInfo], T], config: Any) -> T:
-    """Call body(config, info) as one rank of the torchrun process group (if any), then leave the group.
+def run_distributed(body: Callable[[Any, DistInfo, Callable[[str], None]], T], config: Any,
+                    log: Callable[[str], None] | None = None) -> T:
+    """Call body(config, info, log) as one rank of the torchrun process group (if any), then leave the group.
 
     The group is left in `finally`, after body's frame (and with it the DDP wrapper and the last autograd graph)
     is gone, as `teardown_distributed` requires.
@@ -70,10 +72,12 @@ def run_distributed(body: Callable[[Any, DistInfo], T], config: Any) -> T:
     Args:
         body: the training function of one rank.
         config: a PretrainConfig / FinetuneConfig; its device picks this rank's device.
+        log: where rank 0 says what it chose and did (default: stderr); other ranks say nothing.
     """
     info = init_distributed(config.device)
+    say = (log or (lambda line: print(line, file=sys.stderr, flush=True))) if info.is_main else (lambda line: None)
     try:
-        return body(config, info)
+        return body(config, info, say)
     finally:
         teardown_distributed(info)
 

@@ -12,16 +12,19 @@ from v3s.shared.checkpoint import build_network, load_checkpoint
 from v3s.shared.clips import TrainClips, draw_validation
 from v3s.shared.config import FinetuneConfig, PretrainConfig
 from v3s.shared.models import load_backbone_weights
+from v3s.shared.paths import check_path
 from v3s.shared.runtime import default_workers
 from v3s.shared.seeds import LABELLED_SUBSET, rng_for
-from v3s.shared.store import Store, VideoInfo
+from v3s.shared.store import VideoInfo
 from v3s.shared.tasks import ClassificationTask
 
+from .defaults import Log, batch_size, resolve_init, resolve_out, resolve_source, validation_videos
 from .distributed import DistInfo, run_distributed
 from .runner import RunResult, RunSpec, fit
 
-# Model-selection videos held out of the train list (the peers' protocol); other datasets: 10%.
-DEFAULT_VAL_VIDEOS = {"ucf101": 800, "hmdb51": 400}
+# The peers' model-selection videos held out of the train list (other datasets: 10%), and the paper's batch.
+PAPER_VAL_VIDEOS = {"ucf101": 800, "hmdb51": 400}
+PAPER_BATCH = 8
 
 
 def labelled_subset(videos: list[VideoInfo], positions: list[int], per_class: int, seed: int) -> list[int]:
@@ -41,9 +44,15 @@ def labelled_subset(videos: list[VideoInfo], positions: list[int], per_class: in
     return sorted(p for label in sorted(by_class) for p in rng.choice(by_class[label], per_class, replace=False).tolist())
 
 
-def finetune(config: FinetuneConfig) -> RunResult:
-    """Run (or resume) finetuning; under torchrun every rank calls this. See docs/training.md."""
-    return run_distributed(_finetune, config)
+def finetune(config: FinetuneConfig, log: Log | None = None) -> RunResult:
+    """Run finetuning, or continue the run its folder holds; under torchrun every rank calls this.
+
+    Args:
+        config: the options; None fields take the defaults `v3s.train.defaults` chooses.
+        log: receives one line per choice and about continuing (default: stderr, on rank 0).
+    See docs/training.md.
+    """
+    return run_distributed(_finetune, config, log)
 
 
 def _resolve_backbone(config: FinetuneConfig) -> tuple[FinetuneConfig, dict | None]:
@@ -53,7 +62,7 @@ def _resolve_backbone(config: FinetuneConfig) -> tuple[FinetuneConfig, dict | No
     if config.scratch:
         return config.replace(backbone=config.backbone or "r21d", width=1.0 if config.width is None else config.width,
                               input_mode=config.input_mode or "rgb"), None
-    ckpt = load_checkpoint(config.init, kind="v3s-pretrain")
+    ckpt = load_checkpoint(check_path(config.init, "file", "--init"), kind="v3s-pretrain")
     pre = PretrainConfig.from_dict(ckpt["config"])
     for name in ("backbone", "width", "input_mode"):
         given = getattr(config, name)
@@ -63,21 +72,24 @@ def _resolve_backbone(config: FinetuneConfig) -> tuple[FinetuneConfig, dict | No
     return config.replace(backbone=pre.backbone, width=pre.width, input_mode=pre.input_mode), ckpt["model"]
 
 
-def _finetune(config: FinetuneConfig, info: DistInfo) -> RunResult:
+def _finetune(config: FinetuneConfig, info: DistInfo, log: Log) -> RunResult:
+    config = resolve_init(config, log)
     config, pretrained = _resolve_backbone(config)
-    store = Store(config.store)
+    config, store = resolve_source(config, log)
+    config = resolve_out(config, log)
     videos = store.split(config.dataset, config.split, "train")
     h, w = videos[0].height, videos[0].width
     if config.clip_size > min(h, w):
         raise ValueError(f"--clip-size {config.clip_size} is larger than the stored frames ({h}x{w}) of {config.dataset!r}")
     classes = store.classes(config.dataset)
-    n_val = config.val_videos if config.val_videos is not None else DEFAULT_VAL_VIDEOS.get(config.dataset, max(1, round(0.1 * len(videos))))
+    n_val = validation_videos(config.val_videos, len(videos), PAPER_VAL_VIDEOS.get(config.dataset), log)
     config = config.replace(val_videos=n_val, n_classes=len(classes), classes=tuple(classes),
                             workers=default_workers() if config.workers is None else config.workers)
     train_pos, val_pos = draw_validation(len(videos), n_val, config.seed,
                                          what=f"the train list of {config.dataset!r} split {config.split}")
     if config.train_per_class is not None:
         train_pos = labelled_subset(videos, train_pos, config.train_per_class, config.seed)
+    config = config.replace(batch_size=batch_size(config.batch_size, PAPER_BATCH, len(train_pos), info.world_size, log))
 
     torch.manual_seed(config.seed)
     model = build_network(config)
@@ -95,4 +107,4 @@ def _finetune(config: FinetuneConfig, info: DistInfo) -> RunResult:
 
     spec = RunSpec(kind="v3s-finetune", model=model, param_groups=groups, task=ClassificationTask(),
                    train_set=view(train_pos, True), val_set=view(val_pos, False))
-    return fit(config, spec, info)
+    return fit(config, spec, info, log)

@@ -7,7 +7,6 @@ that epoch's validation; one written every --ckpt-every steps inside an epoch is
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
+from v3s.shared.atomic import write_json
 from v3s.shared.checkpoint import FORMAT_VERSION, code_version, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from v3s.shared.config import FinetuneConfig, PretrainConfig, config_diff
+from v3s.shared.config import FinetuneConfig, PretrainConfig
 from v3s.shared.runtime import amp_dtype, configure_backends, default_workers
 from v3s.shared.tasks import Task
 
@@ -27,6 +27,7 @@ from .data import EpochSampler, ShardSampler, make_loader
 from .distributed import DistInfo, all_reduce_sum, barrier, sync_buffers
 from .logging import Progress, RunLogger, plot_curves
 from .loop import StepContext, evaluate, summarise, train_one_epoch
+from .rundir import RunLock, check_run_folder
 
 Config = Union[PretrainConfig, FinetuneConfig]
 
@@ -53,13 +54,19 @@ class RunSpec:
 
 @dataclass
 class RunResult:
-    """What a finished run returns: the trained (unwrapped, CPU-side reference) model and where it ended."""
+    """What a finished run returns: the trained (unwrapped, CPU-side reference) model and where it ended.
+
+    resumed_from: the step a continued run started from (None for a new run); equal to `step` when the run was
+    already finished and nothing was trained.
+    """
 
     model: nn.Module
     step: int
+    total: int
     metrics: dict[str, float]
     best: float
     out: Path
+    resumed_from: int | None = None
 
 
 def make_scheduler(name: str, optimizer: torch.optim.Optimizer, total_steps: int):
@@ -73,13 +80,8 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, total_steps: int
     raise ValueError(f"lr_schedule {name!r} is not one of cosine, plateau, constant")
 
 
-def _check(config: Config, spec: RunSpec, info: DistInfo) -> None:
-    """ValueError for a run that cannot start: --out and --resume disagree, or the batch does not fit."""
-    last = Path(config.out) / "last.pt"
-    if config.resume and not last.is_file():
-        raise ValueError(f"--resume: {last} does not exist; nothing to resume")
-    if not config.resume and last.exists():
-        raise ValueError(f"--out {config.out} already holds a run ({last}); pass --resume to continue it or choose another --out")
+def _check_batch(config: Config, spec: RunSpec, info: DistInfo) -> None:
+    """ValueError for a batch that does not fit the ranks or the training set."""
     if config.batch_size % info.world_size:
         raise ValueError(f"--batch-size {config.batch_size} is not divisible by the {info.world_size} DDP ranks")
     if config.batch_size > len(spec.train_set):
@@ -88,12 +90,11 @@ def _check(config: Config, spec: RunSpec, info: DistInfo) -> None:
 
 
 def _restore(path: Path, config: Config, spec: RunSpec, steps_per_epoch: int, states: dict) -> tuple[int, float, dict]:
-    """Load last.pt into the model, optimizer, scheduler and scaler (`states`) and the RNGs; (step, best, metrics)."""
+    """Load last.pt into the model, optimizer, scheduler and scaler (`states`) and the RNGs; (step, best, metrics).
+
+    The folder's config was checked against this run's already (`check_run_folder`).
+    """
     ckpt = load_checkpoint(path, kind=spec.kind)
-    diff = config_diff(type(config).from_dict(ckpt["config"]), config)
-    if diff:
-        raise ValueError(f"--resume: the run in {config.out} was made with a different config: "
-                         + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items()))
     if ckpt["rng"]["loader"]["steps_per_epoch"] != steps_per_epoch:
         raise ValueError(f"--resume: the run in {config.out} had {ckpt['rng']['loader']['steps_per_epoch']} steps per "
                          f"epoch, now {steps_per_epoch}: the store's videos changed")
@@ -103,14 +104,25 @@ def _restore(path: Path, config: Config, spec: RunSpec, steps_per_epoch: int, st
     return ckpt["step"], ckpt["best"], ckpt["metrics"]
 
 
-def fit(config: Config, spec: RunSpec, info: DistInfo) -> RunResult:
-    """Train `spec.model` as `config` says; write RUN_DIR/{last.pt, best.pt, config.json, metrics.jsonl, curves.png}.
+def fit(config: Config, spec: RunSpec, info: DistInfo, log: Callable[[str], None] = print) -> RunResult:
+    """Train `spec.model` as `config` says, or continue the run its folder holds; write RUN_DIR/{last.pt, best.pt,
+    config.json, metrics.jsonl, curves.png}. The run folder is locked for the whole run (rank 0).
 
     Raises:
-        ValueError: batch size not divisible by the ranks or larger than the training set; --out holding a run
-            without --resume (or --resume with nothing to resume, or with a different config).
+        ValueError: batch size not divisible by the ranks or larger than the training set; --out holding files
+            that are not a run's, or a run with other settings (v3s.train.rundir); another process on --out.
     """
-    _check(config, spec, info)
+    _check_batch(config, spec, info)
+    lock = RunLock(Path(config.out)) if info.is_main else None
+    try:
+        return _fit(config, spec, info, log)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _fit(config: Config, spec: RunSpec, info: DistInfo, log: Callable[[str], None]) -> RunResult:
+    resuming = check_run_folder(config)
     out, device = Path(config.out), info.device
     last_path, best_path = out / "last.pt", out / "best.pt"
     configure_backends(device)
@@ -133,8 +145,11 @@ def fit(config: Config, spec: RunSpec, info: DistInfo) -> RunResult:
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     states = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
     step, best, metrics = 0, -math.inf, {}
-    if config.resume:
+    if resuming:
         step, best, metrics = _restore(last_path, config, spec, steps_per_epoch, states)
+        log(f"{out}: continuing the run from step {step} of {total}" if step < total else
+            f"{out}: the run is finished (step {step} of {total}); nothing to train")
+    resumed_from = step if resuming else None
 
     train_model: nn.Module = model
     if info.distributed:
@@ -145,10 +160,9 @@ def fit(config: Config, spec: RunSpec, info: DistInfo) -> RunResult:
                       world_size=info.world_size, channels_last=config.channels_last, clip_size=config.clip_size)
 
     if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    logger = RunLogger(out, info.is_main, resume_step=step if config.resume else None)
-    progress = Progress(total, step, info.is_main, desc=spec.kind)
+        write_json(out / "config.json", config.to_dict())
+    logger = RunLogger(out, info.is_main, resume_step=resumed_from)
+    progress = Progress(total, step, info.is_main and step < total, desc=spec.kind)
 
     def checkpoint(at_step: int) -> dict:
         epoch, position = divmod(at_step, steps_per_epoch)
@@ -188,4 +202,4 @@ def fit(config: Config, spec: RunSpec, info: DistInfo) -> RunResult:
     if info.is_main:
         plot_curves(out / "metrics.jsonl", out / "curves.png")
     barrier(info)  # rank 0's files exist before any rank returns (a caller may read them)
-    return RunResult(model=model, step=step, metrics=metrics, best=best, out=out)
+    return RunResult(model=model, step=step, total=total, metrics=metrics, best=best, out=out, resumed_from=resumed_from)
