@@ -28,7 +28,14 @@ PIP_NET := --timeout 10 --retries 1
 #   4. No GPU: the CPU build from $(TORCH_INDEX)/cpu when that answers within 5 s, else torch==$(TORCH_FALLBACK).
 # Then torch is pinned (.venv/torch-constraint.txt) while v3s and its other dependencies are installed, so that
 # pip can fail but never replaces the torch chosen above.
-TORCH_REQ = $(or $(shell sed -n 's/^ *"\(torch[<>=,.0-9]*\)",* *$$/\1/p' pyproject.toml),$(error pyproject.toml lists no "torch>=X,<Y" dependency))
+# pyproject.toml's torch requirement for $(PY)'s Python version: the newest floor among its "torch>=X,<Y" lines
+# whose marker (none, or python_version >= '3.Z') holds.
+TORCH_REQ_PY = import re, sys; v = lambda s: tuple(map(int, s.split("."))); \
+	reqs = re.findall(r"\"torch>=([0-9.]+),<([0-9]+)(?:; python_version >= .([0-9.]+).)?\",", open("pyproject.toml").read()); \
+	lo, hi = max((v(lo), hi) for lo, hi, py in reqs if not py or sys.version_info[:2] >= v(py)); \
+	print("torch>=%s,<%s" % (".".join(map(str, lo)), hi))
+TORCH_REQ = $(eval TORCH_REQ := $(or $(shell $(PY) -c '$(TORCH_REQ_PY)' 2>/dev/null),$(error \
+	pyproject.toml has no "torch>=X,<Y" dependency that holds for $(PY))))$(TORCH_REQ)
 venv_torch = $(eval venv_torch := $(shell test -x $(BIN)/python && $(BIN)/python -c 'import importlib.metadata as m; print(m.version("torch"))' 2>/dev/null))$(venv_torch)
 gpu = $(eval gpu := $(shell nvidia-smi >/dev/null 2>&1 && echo yes))$(gpu)
 driver_cuda = $(eval driver_cuda := $(shell nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9][0-9]*\.[0-9][0-9]*\).*/\1/p' | head -n 1))$(driver_cuda)

@@ -33,13 +33,16 @@ UNREACHABLE = "http://127.0.0.1:1/whl"  # port 1: connection refused at once
 
 
 def torch_floor() -> str:
-    m = re.search(r'"torch>=([0-9.]+),<[0-9]+"', (REPO / "pyproject.toml").read_text())
-    assert m, "pyproject.toml has no torch>=X,<Y dependency"
-    return m.group(1)
+    """pyproject.toml's torch floor for this Python: the newest of the "torch>=X,<Y" lines whose marker holds."""
+    lines = re.findall(r'"torch>=([0-9.]+),<[0-9]+(?:; python_version >= \'([0-9.]+)\')?"', (REPO / "pyproject.toml").read_text())
+    version = lambda s: tuple(int(x) for x in s.split("."))
+    floors = [floor for floor, py in lines if not py or sys.version_info[:2] >= version(py)]
+    assert floors, "pyproject.toml has no torch>=X,<Y dependency for this Python"
+    return max(floors, key=version)
 
 
 def make_plan(tmp_path: Path, *, cuda: str | None = None, host_torch: tuple[str, bool] | None = None,
-              index: str = UNREACHABLE, venv_has_torch: bool = False) -> subprocess.CompletedProcess:
+              index: str = UNREACHABLE, venv_has_torch: bool = False, project: Path = REPO) -> subprocess.CompletedProcess:
     """Run `make -n install` with a stand-in nvidia-smi and interpreter torch; return the finished process.
 
     Args:
@@ -47,6 +50,7 @@ def make_plan(tmp_path: Path, *, cuda: str | None = None, host_torch: tuple[str,
         host_torch: (version, CUDA available) of the interpreter's torch; None: it has no torch.
         index: TORCH_INDEX.
         venv_has_torch: the venv exists already and its python sees a torch.
+        project: the folder whose pyproject.toml is read (this repository's Makefile runs there).
     """
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
@@ -74,8 +78,9 @@ def make_plan(tmp_path: Path, *, cuda: str | None = None, host_torch: tuple[str,
     env = {k: v for k, v in os.environ.items()
            if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PY", "VENV", "PYTHONPATH") and not k.startswith("TORCH_")}
     env.update(PATH=f"{fake_bin}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(site))
-    return subprocess.run(["make", "-s", "-n", "install", f"PY={sys.executable} -S", f"VENV={venv}",
-                           f"TORCH_INDEX={index}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(["make", "-s", "-n", "-f", str(REPO / "Makefile"), "install", f"PY={sys.executable} -S",
+                           f"VENV={venv}", f"TORCH_INDEX={index}"], cwd=project, env=env, capture_output=True, text=True,
+                          timeout=60)
 
 
 def torch_installs(out: str) -> list[str]:
@@ -165,3 +170,29 @@ def test_venv_with_torch_keeps_it(tmp_path, cuda):
     assert r.returncode == 0, r.stderr
     assert torch_installs(r.stdout) == [], r.stdout
     assert f"has torch {version('torch')}; keeping it" in r.stdout
+
+
+def test_torch_requirement_is_the_newest_floor_whose_python_marker_holds(tmp_path):
+    major, minor = sys.version_info[:2]
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(f"""[project]
+dependencies = [
+    "torch>=2.3,<3",
+    "torch>=2.5,<3; python_version >= '{major}.{minor}'",
+    "torch>=2.9,<3; python_version >= '{major}.{minor + 1}'",
+    "numpy>=1.24",
+]
+""")
+    r = make_plan(tmp_path, cuda="12.8", project=project)
+    assert r.returncode == 0, r.stderr
+    installs = torch_installs(r.stdout)
+    assert len(installs) == 1 and installs[0].endswith(f"--index-url {UNREACHABLE}/cu128 'torch>=2.5,<3'"), r.stdout
+
+
+def test_pyproject_without_a_torch_requirement_stops_with_a_clear_error(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[project]\ndependencies = ["numpy>=1.24"]\n')
+    r = make_plan(tmp_path, cuda="12.8", project=project)
+    assert r.returncode != 0 and 'pyproject.toml has no "torch>=X,<Y" dependency' in r.stderr, r.stderr
