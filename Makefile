@@ -28,6 +28,7 @@ PIP_NET := --timeout 10 --retries 1
 #   4. No GPU: the CPU build from $(TORCH_INDEX)/cpu when that answers within 5 s, else torch==$(TORCH_FALLBACK).
 # Then torch is pinned (.venv/torch-constraint.txt) while v3s and its other dependencies are installed, so that
 # pip can fail but never replaces the torch chosen above.
+
 # pyproject.toml's torch requirement for $(PY)'s Python version: the newest floor among its "torch>=X,<Y" lines
 # whose marker (none, or python_version >= '3.Z') holds.
 TORCH_REQ_PY = import re, sys; v = lambda s: tuple(map(int, s.split("."))); \
