@@ -15,7 +15,7 @@ TORCH_FALLBACK ?= 2.13.0
 # Short network waits, so that an unreachable index fails in seconds rather than minutes.
 PIP_NET := --timeout 10 --retries 1
 
-.PHONY: install test test-slow demo bench clean
+.PHONY: install test test-slow demo clean
 
 # How install gets torch. The probes below run only when the install recipe runs (make expands a whole recipe
 # before running its first line), each at most once (`x = $(eval x := $(shell ...))$(x)`), so `make test` with a
