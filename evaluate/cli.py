@@ -5,6 +5,7 @@ Results are printed as a table, or as the results JSON with --json; progress and
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,10 @@ def _show(results: dict[str, Any], as_json: bool, table: Callable[[dict], str]) 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Evaluate v3s checkpoints: recognition, retrieval, ASLAN similarity, Grad-CAM (see docs/protocols.md)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Every rank would evaluate the whole split on its own device and write the same files.
+        raise click.UsageError("v3s-eval runs as one process on one device; run it without torchrun "
+                               "(choose the GPU with --device cuda:N)")
 
 
 @main.command()

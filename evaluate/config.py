@@ -45,7 +45,7 @@ class ClipGeometry(ConfigBase):
 class Extraction(ConfigBase):
     """How features are extracted, cached and reported (never what they are)."""
 
-    batch_size: int = option(16, "Clips per forward pass.")
+    batch_size: Optional[int] = option(None, "Clips per forward pass [default: 64 on a GPU, 16 on the CPU].")
     workers: Optional[int] = option(None, "DataLoader workers [default: the CPU cores less one, at most 8].")
     device: str = option("auto", "auto (CUDA when present), cpu, cuda, cuda:N.")
     out: Optional[str] = option(None, "Results folder [default: CKPT_DIR/eval/<task>-...].", path="out-dir")

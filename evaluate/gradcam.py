@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from v3s.shared.checkpoint import LoadedModel, load_model
 from v3s.shared.labels import LabelSpace
-from v3s.shared.runtime import resolve_device
+from v3s.shared.runtime import configure_backends, resolve_device
 from v3s.shared.spatial import eval_batch
 from v3s.shared.store import Store, decode_jpeg
 from v3s.shared.temporal import clip_indices, clip_span
@@ -186,6 +186,7 @@ def run_gradcam(cfg: GradcamConfig) -> dict[str, Any]:
     if crop > min(h, w):
         raise ValueError(f"the checkpoint's clip size {crop} is larger than the frames ({h}x{w})")
     device = resolve_device(cfg.device)
+    configure_backends(device)
     model = loaded.model.to(device).eval()
     x = eval_batch(torch.from_numpy(frames)[None].to(device), crop)
     # The same centre crop as eval_batch (center_crop_params rounds the offset the same way).

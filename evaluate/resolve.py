@@ -13,7 +13,7 @@ from v3s.shared import workspace
 from v3s.shared.checkpoint import LoadedModel, RandomInit, load_model, random_model
 from v3s.shared.config import FinetuneConfig, PretrainConfig
 from v3s.shared.paths import check_path
-from v3s.shared.runtime import default_workers, resolve_device
+from v3s.shared.runtime import configure_backends, default_workers, resolve_device
 from v3s.shared.store import Store, VideoInfo
 
 from .cache import cached_features, default_cache_dir, model_identity
@@ -130,9 +130,10 @@ class Extractor:
         """Put the model on cfg.device; the cache goes to --cache-dir, else beside the checkpoint (random:
         WORKSPACE/v3s-eval-random/<model>/features)."""
         device = resolve_device(cfg.device)
+        configure_backends(device)
         loaded.model.to(device)
         cache_dir = cfg.cache_dir or default_cache_dir(loaded) or _random_base(loaded) / "features"
-        return cls(device=device, batch_size=cfg.batch_size,
+        return cls(device=device, batch_size=cfg.batch_size or (64 if device.type == "cuda" else 16),
                    workers=default_workers() if cfg.workers is None else cfg.workers, progress=not cfg.quiet,
                    use_cache=not cfg.no_cache, cache_dir=Path(cache_dir), log=log)
 

@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from .choices import INPUT_MODES, LR_SCHEDULES, PRECISIONS
+from .choices import INPUT_MODES, LR_SCHEDULES, PRECISIONS, SYNC_BN
 
 # Fields that may differ between a run and its --resume: they change where and how fast it runs, not what
 # it computes (workers and device only change speed; the data order and augmentation draws do not depend on them).
@@ -157,6 +157,9 @@ class RunOptions(ConfigBase):
     device: str = option("auto", "auto (CUDA when present), cpu, cuda or cuda:N.")
     precision: str = option("auto", "auto (bf16 on GPUs that run it natively, fp16 on older GPUs, fp32 on CPU), "
                                     "bf16, fp16, fp32.", choices=PRECISIONS)
+    sync_bn: str = option("auto", "Batch-norm statistics over the global batch under DDP (SyncBatchNorm): auto = on for "
+                                  "CUDA DDP runs (the paper's statistics are over the whole batch, as on one GPU), off "
+                                  "otherwise.", choices=SYNC_BN)
     compile: bool = option(False, "Wrap the model in torch.compile.")
     channels_last: bool = option(False, "Use the channels_last_3d memory format.")
     ckpt_every: int = option(500, "Also write last.pt every this many steps (end of epoch always writes).")

@@ -194,7 +194,10 @@ def test_load_backbone_weights_strips_wrappers_and_rejects_mismatches():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name", NAMES)
-def test_cuda_matches_cpu(name):
+def test_cuda_matches_cpu(name, monkeypatch):
+    # fp32 on both sides: TF32 convolutions and matmuls (allowed by default for cuDNN) would round to 10 mantissa bits.
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     bb = tiny(name).eval()
     x = tiny_clip(name)
     with torch.no_grad():

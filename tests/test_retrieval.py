@@ -143,3 +143,13 @@ def test_duplicated_continuous_gallery_rows_tie_exactly_in_index_order():
     np.testing.assert_array_equal(idx, np.tile([3, 250, 299], (67, 1)))
     assert (sims[:, 0] == sims[:, 1]).all() and (sims[:, 1] == sims[:, 2]).all()
     assert retrieval_topk(q, np.full(67, 6), g, gl, ks=(1, 2)) == {1: 0.0, 2: 1.0}
+
+
+def test_partial_top_k_equals_a_stable_sort_of_the_whole_row():
+    """The partition shortcut picks and orders exactly what a stable sort does, ties across the cut included."""
+    from v3s.evaluate.metrics.retrieval import _top_k
+
+    rng = np.random.default_rng(3)
+    block = rng.integers(0, 6, size=(200, 40)).astype(np.float64)  # many ties, at and across every cut
+    for k in (1, 2, 5, 17, 39, 40):
+        np.testing.assert_array_equal(_top_k(block, k), np.argsort(-block, axis=1, kind="stable")[:, :k])

@@ -135,7 +135,7 @@ def test_finetune_loads_pretrained_backbone_and_new_head(store, pretrained, tmp_
 def _train_cmd(store: str, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-c", "from v3s.train.cli import main; main()", "pretrain", "--store", store,
             "--dataset", "ucf101", "--out", str(out), "--epochs", "10", "--max-steps", "8", "--ckpt-every", "2",
-            "--log-every", "4", *flat({**TINY_OPTS, "--workers": "1"}), *extra]
+            "--log-every", "4", "--device", "cpu", *flat({**TINY_OPTS, "--workers": "1"}), *extra]
 
 
 def test_killed_and_resumed_run_ends_with_identical_weights(store, tmp_path):

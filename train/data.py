@@ -8,12 +8,15 @@ so persistent workers see epoch changes, and the order of an epoch is Distribute
 from __future__ import annotations
 
 import random
+import shutil
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from v3s.shared.runtime import local_world_size
 from v3s.shared.seeds import LOADER, seed_for
 
 from .distributed import DistInfo
@@ -68,15 +71,87 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(s)
 
 
+PREFETCH = 4  # batches each worker keeps ready
+
+
 def make_loader(dataset: Dataset, sampler: Sampler, *, batch_size: int, workers: int, device: torch.device,
-                seed: int, drop_last: bool) -> DataLoader:
-    """A DataLoader with pinned memory on CUDA, persistent prefetching workers and seeded worker RNGs.
+                seed: int, drop_last: bool) -> DevicePrefetcher:
+    """A DataLoader with pinned memory on CUDA, persistent prefetching workers and seeded worker RNGs, wrapped so
+    that batches reach the GPU ahead of their step (`DevicePrefetcher`).
 
     Args:
         dataset: clip items (v3s.shared.clips). sampler: EpochSampler (training) or ShardSampler (validation).
         batch_size: per-rank batch. workers: worker processes (0: load in the main process).
     """
-    kwargs = dict(persistent_workers=True, prefetch_factor=4, worker_init_fn=_seed_worker) if workers > 0 else {}
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      pin_memory=device.type == "cuda", drop_last=drop_last,
-                      generator=torch.Generator().manual_seed(seed_for(seed, LOADER)), **kwargs)
+    kwargs = dict(persistent_workers=True, prefetch_factor=PREFETCH, worker_init_fn=_seed_worker) if workers > 0 else {}
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                        pin_memory=device.type == "cuda", drop_last=drop_last,
+                        generator=torch.Generator().manual_seed(seed_for(seed, LOADER)), **kwargs)
+    return DevicePrefetcher(loader, device)
+
+
+def validation_workers(workers: int) -> int:
+    """Validation loaders get half the training workers (they run once an epoch, on a fraction of the videos)."""
+    return (workers + 1) // 2
+
+
+def check_shared_memory(batch_bytes: int, workers: int, val_workers: int, shm: str = "/dev/shm") -> None:
+    """ValueError when the batches the loaders keep in flight would not fit in shared memory.
+
+    Worker processes hand batches to the main process through /dev/shm: each worker holds up to PREFETCH batches,
+    and every rank on the machine has its own loaders. A container's default /dev/shm (64 MiB) gives bus errors.
+
+    Args:
+        batch_bytes: bytes of one per-rank batch of uint8 clips.
+        workers, val_workers: worker processes of the training and validation loaders of one rank.
+    """
+    if not workers or not Path(shm).is_dir():
+        return
+    need = (workers + val_workers) * PREFETCH * batch_bytes * local_world_size()
+    free = shutil.disk_usage(shm).free
+    if need > free:
+        raise ValueError(f"{shm} has {free / 2**20:.0f} MiB free but the DataLoader workers keep about "
+                         f"{need / 2**20:.0f} MiB of batches in flight there: give the container more shared memory "
+                         f"(docker run --shm-size={max(1, round(2 * need / 2**30))}g) or pass fewer --workers")
+
+
+class DevicePrefetcher:
+    """A loader whose next batch is already being copied to the GPU while the current one computes.
+
+    On CUDA the uint8 clips and the targets of batch i+1 are copied on a side stream (from pinned memory,
+    non_blocking) while batch i runs on the compute stream (timm's PrefetchLoader); the homographies stay on the
+    CPU, where the warp reads them. Elsewhere it is the loader itself.
+
+    Args:
+        loader: a DataLoader of ClipItem batches (pin_memory on CUDA).
+        device: where the batches go.
+    """
+
+    def __init__(self, loader: DataLoader, device: torch.device):
+        self.loader, self.device = loader, device
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator:
+        if self.device.type != "cuda":
+            yield from self.loader
+            return
+        stream = torch.cuda.Stream(self.device)
+        batches = iter(self.loader)
+        ahead = self._copy(next(batches, None), stream)
+        while ahead is not None:
+            compute = torch.cuda.current_stream(self.device)
+            compute.wait_stream(stream)
+            # The copies were made on the side stream: tell the allocator the compute stream uses them now.
+            ahead.clip.record_stream(compute)
+            ahead.targets.record_stream(compute)
+            current, ahead = ahead, self._copy(next(batches, None), stream)
+            yield current
+
+    def _copy(self, batch, stream: torch.cuda.Stream):
+        if batch is None:
+            return None
+        with torch.cuda.stream(stream):
+            return batch._replace(clip=batch.clip.to(self.device, non_blocking=True),
+                                  targets=batch.targets.to(self.device, non_blocking=True))

@@ -23,7 +23,7 @@ from v3s.shared.config import FinetuneConfig, PretrainConfig
 from v3s.shared.runtime import amp_dtype, configure_backends, default_workers
 from v3s.shared.tasks import Task
 
-from .data import EpochSampler, ShardSampler, make_loader
+from .data import EpochSampler, ShardSampler, check_shared_memory, make_loader, validation_workers
 from .distributed import DistInfo, all_reduce_sum, barrier, sync_buffers
 from .logging import Progress, RunLogger, plot_curves
 from .loop import StepContext, evaluate, summarise, train_one_epoch
@@ -80,6 +80,14 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, total_steps: int
     raise ValueError(f"lr_schedule {name!r} is not one of cosine, plateau, constant")
 
 
+def use_sync_bn(setting: str, info: DistInfo) -> bool:
+    """--sync-bn: auto is on for CUDA DDP runs; on needs a CUDA DDP run (SyncBatchNorm runs only on GPUs)."""
+    if setting == "on" and not (info.distributed and info.device.type == "cuda"):
+        raise ValueError("--sync-bn on needs a DDP run on CUDA GPUs (torchrun with --device cuda); SyncBatchNorm "
+                         "does not run on the CPU, and a single process has nothing to synchronise")
+    return setting == "on" or (setting == "auto" and info.distributed and info.device.type == "cuda")
+
+
 def _check_batch(config: Config, spec: RunSpec, info: DistInfo) -> None:
     """ValueError for a batch that does not fit the ranks or the training set."""
     if config.batch_size % info.world_size:
@@ -128,15 +136,19 @@ def _fit(config: Config, spec: RunSpec, info: DistInfo, log: Callable[[str], Non
     configure_backends(device)
     per_rank = config.batch_size // info.world_size
     workers = config.workers if config.workers is not None else default_workers()
+    video = spec.train_set.videos[0]
+    check_shared_memory(per_rank * config.clip_len * video.height * video.width * 3, workers, validation_workers(workers))
     sampler = EpochSampler(len(spec.train_set), seed=config.seed, info=info)
     steps_per_epoch = sampler.per_epoch() // per_rank
     total = config.epochs * steps_per_epoch if config.max_steps is None else min(config.max_steps, config.epochs * steps_per_epoch)
     train_loader = make_loader(spec.train_set, sampler, batch_size=per_rank, workers=workers, device=device,
                                seed=config.seed, drop_last=True)
     val_loader = make_loader(spec.val_set, ShardSampler(len(spec.val_set), info), batch_size=per_rank,
-                             workers=workers, device=device, seed=config.seed, drop_last=False)
+                             workers=validation_workers(workers), device=device, seed=config.seed, drop_last=False)
 
     model = spec.model.to(device)
+    if use_sync_bn(config.sync_bn, info):
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
     optimizer = torch.optim.SGD(spec.param_groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
