@@ -52,11 +52,13 @@ def _read_mat(path: Path) -> np.ndarray:
     except NotImplementedError:  # MATLAB v7.3 files are HDF5, stored with the axes reversed
         import h5py
 
-        with h5py.File(path, "r") as f:
-            if "action_splits_pairs" not in f:
-                arr = None
-            else:
-                arr = np.asarray(f["action_splits_pairs"]).T
+        try:
+            with h5py.File(path, "r") as f:
+                arr = np.asarray(f["action_splits_pairs"]).T if "action_splits_pairs" in f else None
+        except OSError as e:
+            raise ValueError(f"{path}: not a readable MATLAB v7.3 (HDF5) file: {e}") from None
+    except Exception as e:  # scipy raises many types for a file that is not a .mat, and names no file
+        raise ValueError(f"{path}: not a readable MATLAB .mat file ({type(e).__name__}: {e})") from None
     if arr is None:
         raise ValueError(f"{path}: no variable 'action_splits_pairs'")
     if arr.ndim == 2:

@@ -12,6 +12,7 @@ import torch
 from v3s.shared import workspace
 from v3s.shared.checkpoint import LoadedModel, RandomInit, load_model, random_model
 from v3s.shared.config import FinetuneConfig, PretrainConfig
+from v3s.shared.models import check_clip_shape
 from v3s.shared.paths import check_path
 from v3s.shared.runtime import configure_backends, default_workers, resolve_device
 from v3s.shared.store import Store, VideoInfo
@@ -94,9 +95,11 @@ def describe_model(loaded: LoadedModel) -> dict[str, Any]:
 def clip_geometry(cfg: Any, loaded: LoadedModel) -> dict[str, int]:
     """ClipSpec's clip_len, crop and frame_step: the options where given, else the network's own."""
     own = loaded.clip_geometry()
-    return {"clip_len": getattr(cfg, "clip_len", None) or own["clip_len"],
-            "crop": getattr(cfg, "clip_size", None) or own["clip_size"],
-            "frame_step": getattr(cfg, "frame_step", None) or own["frame_step"]}
+    geometry = {"clip_len": getattr(cfg, "clip_len", None) or own["clip_len"],
+                "crop": getattr(cfg, "clip_size", None) or own["clip_size"],
+                "frame_step": getattr(cfg, "frame_step", None) or own["frame_step"]}
+    check_clip_shape(loaded.config.backbone, geometry["clip_len"], geometry["crop"])
+    return geometry
 
 
 def _random_base(loaded: LoadedModel) -> Path:

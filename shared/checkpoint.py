@@ -60,8 +60,10 @@ def load_checkpoint(path: Union[str, Path], kind: str | None = None) -> dict:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for truncated or foreign files
-        raise ValueError(f"checkpoint {path} cannot be read as a v3s checkpoint: {type(e).__name__}: {e}") from e
+    except Exception as e:  # torch raises several types for truncated or foreign files, with advice on pickling
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ValueError(f"checkpoint {path} cannot be read as a v3s checkpoint (truncated, or not a file written by "
+                         f"torch.save of tensors): {first}") from None
     _check_kind(ckpt, path)
     if kind is not None and ckpt["kind"] != kind:
         raise ValueError(f"checkpoint {path} is a {ckpt['kind']!r} checkpoint; a {kind!r} checkpoint is needed here")

@@ -11,7 +11,7 @@ import torch
 from v3s.shared.checkpoint import build_network, load_checkpoint
 from v3s.shared.clips import TrainClips, draw_validation
 from v3s.shared.config import FinetuneConfig, PretrainConfig
-from v3s.shared.models import load_backbone_weights
+from v3s.shared.models import check_clip_shape, load_backbone_weights
 from v3s.shared.paths import check_path
 from v3s.shared.runtime import default_workers
 from v3s.shared.seeds import LABELLED_SUBSET, rng_for
@@ -75,12 +75,18 @@ def _resolve_backbone(config: FinetuneConfig) -> tuple[FinetuneConfig, dict | No
 def _finetune(config: FinetuneConfig, info: DistInfo, log: Log) -> RunResult:
     config = resolve_init(config, log)
     config, pretrained = _resolve_backbone(config)
+    check_clip_shape(config.backbone, config.clip_len, config.clip_size)
     config, store = resolve_source(config, log)
     config = resolve_out(config, log)
     videos = store.split(config.dataset, config.split, "train")
     h, w = videos[0].height, videos[0].width
     if config.clip_size > min(h, w):
         raise ValueError(f"--clip-size {config.clip_size} is larger than the stored frames ({h}x{w}) of {config.dataset!r}")
+    span = (config.clip_len - 1) * config.frame_step + 1
+    short = sum(v.num_frames < span for v in videos)
+    if short > len(videos) // 2:
+        log(f"note: a clip of {config.clip_len} frames every {config.frame_step} spans {span} frames, more than "
+            f"{short} of the {len(videos)} train videos have: their clips repeat their last frame")
     classes = store.classes(config.dataset)
     n_val = validation_videos(config.val_videos, len(videos), PAPER_VAL_VIDEOS.get(config.dataset), log)
     config = config.replace(val_videos=n_val, n_classes=len(classes), classes=tuple(classes),

@@ -6,6 +6,7 @@ finetuning is the loss and its accuracies: a `Task` (v3s.shared.tasks).
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -17,6 +18,10 @@ from v3s.shared.clips import ClipItem
 from v3s.shared.seeds import DROPOUT, seed_for
 from v3s.shared.spatial import network_input
 from v3s.shared.tasks import Task
+
+
+class Diverged(ValueError):
+    """The loss stopped being a finite number: the run diverged (a learning rate far too high, most often)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,8 @@ def train_one_epoch(model: nn.Module, task: Task, loader: Iterable, optimizer: t
         if step % log_every == 0 or step == last_step:
             # summarise() is a host-device sync: once per log interval, not per step
             m = summarise(sums, task.metric_names)
+            if not math.isfinite(m["loss"]):
+                raise Diverged(f"the training loss is {m['loss']} at step {step}")
             log(step, {**m, "lr": optimizer.param_groups[0]["lr"], **progress.flush(loss=m["loss"])})
             sums.zero_()
         on_step(step)

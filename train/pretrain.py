@@ -11,6 +11,7 @@ from v3s.shared.checkpoint import build_network
 from v3s.shared.clips import pretext_datasets, pretext_videos
 from v3s.shared.config import PretrainConfig
 from v3s.shared.labels import label_space_from
+from v3s.shared.models import check_clip_shape
 from v3s.shared.runtime import default_workers
 from v3s.shared.tasks import PretextTask
 
@@ -36,6 +37,7 @@ def pretrain(config: PretrainConfig, log: Log | None = None) -> RunResult:
 
 def _pretrain(config: PretrainConfig, info: DistInfo, log: Log) -> RunResult:
     space = label_space_from(config.transforms)
+    check_clip_shape(config.backbone, config.clip_len, config.clip_size)
     config, store = resolve_source(config, log)
     config = resolve_out(config, log)
     usable, _ = pretext_videos(store, config, space)

@@ -37,7 +37,8 @@ def check_run_folder(config: Config) -> bool:
             raise ValueError(f"--out {str(out)!r} holds files that are not a training run's ({', '.join(strangers[:5])}); "
                              "choose an empty or new folder")
         old = read_run_config(out)
-        if old is not None:
+        checkpoints = last.exists() or (out / "best.pt").exists()
+        if old is not None and checkpoints:
             if type(old) is not type(config):
                 raise ValueError(f"--out {str(out)!r} holds a {KIND_OF[type(old)]} run; choose another --out for this "
                                  f"{KIND_OF[type(config)]} run")
@@ -46,8 +47,9 @@ def check_run_folder(config: Config) -> bool:
                 raise ValueError(f"--out {str(out)!r} holds a run with other settings ("
                                  + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
                                  + "); rerun with its settings to continue it, or choose another --out")
-        elif last.exists() or (out / "best.pt").exists():
+        elif checkpoints:
             raise ValueError(f"--out {str(out)!r} holds checkpoints without their config.json; choose another --out")
+        # A config without checkpoints is a run that stopped before its first checkpoint: it starts over.
     if config.resume and not last.is_file():
         raise ValueError(f"--resume: {last} does not exist; nothing to resume")
     return last.is_file()

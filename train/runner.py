@@ -26,7 +26,7 @@ from v3s.shared.tasks import Task
 from .data import EpochSampler, ShardSampler, check_shared_memory, make_loader, validation_workers
 from .distributed import DistInfo, all_reduce_sum, barrier, sync_buffers
 from .logging import Progress, RunLogger, plot_curves
-from .loop import StepContext, evaluate, summarise, train_one_epoch
+from .loop import Diverged, StepContext, evaluate, summarise, train_one_epoch
 from .rundir import RunLock, check_run_folder
 
 Config = Union[PretrainConfig, FinetuneConfig]
@@ -185,19 +185,28 @@ def _fit(config: Config, spec: RunSpec, info: DistInfo, log: Callable[[str], Non
                 "metrics": metrics, "best": best, "code_version": code_version()}
 
     def on_step(at_step: int) -> None:
-        # Epoch ends (and the run's end) write their own checkpoint after validation.
+        # Epoch ends (and the run's end) write their own checkpoint after validation; no checkpoint of a diverged
+        # network ever replaces a good one (one host sync per --ckpt-every steps).
         if info.is_main and at_step % config.ckpt_every == 0 and at_step % steps_per_epoch and at_step < total:
+            if not all(torch.isfinite(p).all() for p in model.parameters()):
+                raise Diverged(f"the weights are no longer finite at step {at_step}")
             save_checkpoint(checkpoint(at_step), last_path)
 
     while step < total:
         epoch, position = divmod(step, steps_per_epoch)
         sampler.set_epoch(epoch, start=position * per_rank)
-        step = train_one_epoch(train_model, spec.task, train_loader, optimizer, scheduler if per_step else None, scaler,
-                               ctx, step=step, last_step=min((epoch + 1) * steps_per_epoch, total), progress=progress,
-                               log=lambda s, m: logger.log("train", s, epoch, m), log_every=config.log_every,
-                               on_step=on_step)
-        sync_buffers(model, info)
-        metrics = summarise(all_reduce_sum(evaluate(model, spec.task, val_loader, ctx), info), spec.task.metric_names)
+        try:
+            step = train_one_epoch(train_model, spec.task, train_loader, optimizer, scheduler if per_step else None,
+                                   scaler, ctx, step=step, last_step=min((epoch + 1) * steps_per_epoch, total),
+                                   progress=progress, log=lambda s, m: logger.log("train", s, epoch, m),
+                                   log_every=config.log_every, on_step=on_step)
+            sync_buffers(model, info)
+            metrics = summarise(all_reduce_sum(evaluate(model, spec.task, val_loader, ctx), info), spec.task.metric_names)
+            if not math.isfinite(metrics["loss"]):
+                raise Diverged(f"the validation loss is {metrics['loss']} after step {step}")
+        except Diverged as e:
+            raise ValueError(f"{e}: the run diverged (--lr {config.lr:g}); lower --lr, or pass --clip-grad; "
+                             f"{last_path} keeps the last good checkpoint" + ("" if last_path.exists() else " (none yet)")) from None
         logger.log("val", step, epoch, metrics)
         if not per_step:
             scheduler.step(metrics["loss"])

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import functools
+import math
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -36,9 +40,68 @@ def build_backbone(name: str, width: float = 1.0, input_mode: str = "rgb") -> Vi
         raise ValueError(f"unknown backbone {name!r}; valid names are {sorted(BACKBONES)}")
     if input_mode not in INPUT_MODES:
         raise ValueError(f"unknown input_mode {input_mode!r}; valid modes are {list(INPUT_MODES)}")
-    backbone = BACKBONES[name](width=check_width(width))
+    _check_fits_in_memory(name, check_width(width))
+    backbone = BACKBONES[name](width=width)
     backbone.input_mode = input_mode
     return backbone
+
+
+def count_parameters(name: str, width: float = 1.0) -> int:
+    """Parameters of a registered backbone, counted on the meta device (no memory is allocated)."""
+    with torch.device("meta"):
+        return sum(p.numel() for p in BACKBONES[name](width=check_width(width)).parameters())
+
+
+def _available_memory() -> int | None:
+    """Bytes of RAM this machine can still give (MemAvailable), None where /proc/meminfo is absent."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _check_fits_in_memory(name: str, width: float) -> None:
+    """ValueError instead of the kernel's OOM kill when --width builds a network larger than the free memory.
+
+    Widths up to 2 (at most about 4x the paper's networks, 110M parameters for C3D) are not counted: counting on
+    the meta device costs a second in a fresh process.
+    """
+    if width <= 2:
+        return
+    n = count_parameters(name, width)
+    free = _available_memory()
+    # Training holds weights, gradients and momentum in fp32; a network whose weights alone fill the memory
+    # would be killed while being built.
+    if free is not None and 3 * 4 * n > free:
+        raise ValueError(f"{name} at width {width:g} has {n / 1e6:,.0f}M parameters: training it needs about "
+                         f"{12 * n / 2**30:,.1f} GiB for weights, gradients and momentum alone, and this machine has "
+                         f"{free / 2**30:.1f} GiB free; use a smaller --width (1.0 is the paper's network)")
+
+
+@functools.lru_cache(maxsize=None)
+def strides(name: str) -> tuple[int, int]:
+    """(temporal, spatial) stride of a backbone's last stage, measured on a one-channel copy of it (the same strides
+    and pools; width does not change them) fed the paper's 16x112x112 clip of zeros."""
+    net = BACKBONES[name](width=1e-3).eval()
+    x = torch.zeros(1, 3, 16, 112, 112)
+    with torch.no_grad():
+        for stage in net.stages.values():
+            x = stage(x)
+    # Strides are powers of two; sizes that do not divide evenly (S3D-G: 112 -> 3) round to the nearest one.
+    return tuple(2 ** round(math.log2(size / out)) for size, out in ((16, x.shape[2]), (112, x.shape[3])))
+
+
+def check_clip_shape(name: str, clip_len: int, clip_size: int) -> None:
+    """ValueError when clips are smaller than the backbone's strides: its last stage would see less than one
+    frame or pixel of the clip (the rest is padding)."""
+    t, s = strides(name)
+    if clip_len < t or clip_size < s:
+        raise ValueError(f"clips of {clip_len} frames at {clip_size}x{clip_size} are too small for {name}, whose last "
+                         f"stage has a stride of {t} frames and {s} pixels: use --clip-len >= {t} and --clip-size >= "
+                         f"{s} (the paper: 16 frames at 112x112)")
 
 
 def _normalise_key(key: str) -> str:
