@@ -20,16 +20,20 @@ GRADCAM_TARGETS = ("auto", "predicted", "spatial", "temporal")
 
 @dataclass(frozen=True, kw_only=True)
 class ModelSource(ConfigBase):
-    """A v3s checkpoint, or a random initialisation (the baseline rows of the tables)."""
+    """A v3s checkpoint, a peer's released backbone weights, or a random initialisation (the tables' baseline)."""
 
-    ckpt: Optional[str] = option(None, "A pretrain or finetune checkpoint [default: the latest pretraining run's "
-                                       "best.pt in the workspace].", path="file")
+    ckpt: Optional[str] = option(None, "A pretrain or finetune checkpoint, or a peer's released R3D/R(2+1)D/C3D "
+                                       "state dict (VCOP, PRP, VCP, PacePred; say what it holds with --backbone and "
+                                       "--width) [default: the latest pretraining run's best.pt in the workspace].",
+                                 path="file")
     random: bool = option(False, "A randomly initialised backbone (the baseline row) instead of --ckpt.")
-    backbone: Optional[str] = option(None, "With --random: backbone name (r21d, r3d, r3d18, c3d, s3dg).")
-    width: Optional[float] = option(None, "With --random: channel width multiplier [default: 1.0].")
+    backbone: Optional[str] = option(None, "With --random or a peer's --ckpt: backbone name (r21d, r3d, r3d18, c3d, "
+                                           "s3dg; a peer's: c3d, r21d, r3d, r3d18).")
+    width: Optional[float] = option(None, "With --random or a peer's --ckpt: channel width multiplier [default with "
+                                          "--random: 1.0; required with a peer's --ckpt: 1.0 for their networks].")
     seed: int = option(0, "With --random: initialisation seed.")
-    input_mode: str = option("rgb", "With --random: network input (frames, or differences of consecutive frames).",
-                             choices=INPUT_MODES)
+    input_mode: str = option("rgb", "With --random or a peer's --ckpt: network input (frames, or differences of "
+                                    "consecutive frames).", choices=INPUT_MODES)
 
 
 @dataclass(frozen=True, kw_only=True)
