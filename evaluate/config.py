@@ -108,21 +108,28 @@ class AslanConfig(ModelSource, ClipGeometry, Extraction):
 
 
 @dataclass(frozen=True, kw_only=True)
-class GradcamConfig(ConfigBase):
-    """`v3s-eval gradcam`: Grad-CAM of one clip on the last conv stage."""
+class OneVideo(ConfigBase):
+    """One video looked at closely: a file, or an entry of a frame store."""
 
-    ckpt: str = option(help="A finetune or pretrain checkpoint.", path="file")
     video: Optional[str] = option(None, "A video file (decoded with ffmpeg).", path="file")
     store: Optional[str] = option(None, "Or: a frame store ...", path="dir")
     dataset: Optional[str] = option(None, "... its dataset ...")
     key: Optional[str] = option(None, "... and a video's rel_path (or store key) ...")
     index: Optional[int] = option(None, "... or its position among the dataset's ok videos.")
+    size: Optional[tuple] = option(None, "With --video: HEIGHTxWIDTH to resize to [default: the checkpoint's store "
+                                         "size, else 128x171].", parse="size")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GradcamConfig(OneVideo):
+    """`v3s-eval gradcam`: Grad-CAM of one clip on the last conv stage."""
+
+    ckpt: str = option(help="A finetune or pretrain checkpoint.", path="file")
     target: str = option("auto", "auto, predicted, a class id (finetune), spatial or temporal (pretrain: that head's "
                                  "prediction).")
     start: Optional[int] = option(None, "First frame of the clip [default: the centred clip].")
-    size: Optional[tuple] = option(None, "With --video: HEIGHTxWIDTH to resize to [default: the checkpoint's store "
-                                         "size, else 128x171].", parse="size")
     fps: float = option(8.0, "GIF frame rate.")
     device: str = option("auto", "auto, cpu, cuda, cuda:N.")
     out: Optional[str] = option(None, "Results folder [default: CKPT_DIR/eval/gradcam-<video>].", path="out-dir")
     json: bool = option(False, "Print the results JSON instead of a summary.")
+
