@@ -133,3 +133,16 @@ class GradcamConfig(OneVideo):
     out: Optional[str] = option(None, "Results folder [default: CKPT_DIR/eval/gradcam-<video>].", path="out-dir")
     json: bool = option(False, "Print the results JSON instead of a summary.")
 
+
+@dataclass(frozen=True, kw_only=True)
+class SpeedinessConfig(OneVideo, Extraction):
+    """`v3s-eval speediness`: the pretrained temporal head's reading of playback speed along one video (Fig. 4)."""
+
+    ckpt: Optional[str] = option(None, "A pretrain checkpoint (its temporal head) [default: the latest pretraining "
+                                       "run's best.pt in the workspace].", path="file")
+    stride: Optional[int] = option(None, "Frames between clip starts [default: clip length / 2].")
+    thumbs: int = option(8, "Frames drawn in the strip under the curve.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ranges(self, ("thumbs",))
