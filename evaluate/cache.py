@@ -1,9 +1,9 @@
 """The feature cache that makes re-evaluation take seconds: content-addressed .npz files of `Features`.
 
 Cache: `CKPT_DIR/features/<key>.npz`, where <key> is a sha256 of everything that changes the numbers: the
-checkpoint's content hash (or backbone, width, seed and torch release for a random-init model), the store's content
-fingerprint, dataset, the exact list of videos, the clip spec (clip count or stride, clip length, crop), the taps
-and the precision. Batch size, worker count and device do not change the numbers and are not part of the key (bf16
+checkpoint's content hash (plus backbone, width, input mode and key naming for a peer's weights; backbone, width,
+seed and torch release for a random-init model), the store's content fingerprint, dataset, the exact list of
+videos, the clip spec (clip count or stride, clip length, crop), the taps and the precision. Batch size, worker count and device do not change the numbers and are not part of the key (bf16
 and fp32 do, so a GPU run and a CPU run keep separate entries). The checkpoint hash is computed once per file
 version and remembered in `features/sha256.json`, keyed by path, size, mtime and inode.
 """
@@ -30,7 +30,6 @@ CACHE_VERSION = 1
 HASH_MEMO_FILE = "sha256.json"
 
 _SHA_MEMO: dict[tuple[str, int, int, int], str] = {}
-HASH_MEMO_FILE = "sha256.json"
 
 
 def _stat_key(path: Path) -> tuple[str, int, int, int]:
@@ -100,9 +99,15 @@ def store_fingerprint(store: Store, dataset: str) -> str:
 
 
 def model_identity(loaded: LoadedModel) -> dict[str, Any]:
-    """What the cache keys a model by: its checkpoint's content hash, or how a random initialisation is rebuilt."""
+    """What the cache keys a model by: its checkpoint's content hash (for a peer's weights, also the network they
+    were read into and the key naming), or how a random initialisation is rebuilt."""
     if loaded.path is not None:
-        return {"sha256": file_sha256(loaded.path, memo_dir=default_cache_dir(loaded))}
+        sha = {"sha256": file_sha256(loaded.path, memo_dir=default_cache_dir(loaded))}
+        if loaded.kind == "peer":
+            c = loaded.config
+            sha["peer"] = {"backbone": c.backbone, "width": c.width, "input_mode": c.input_mode,
+                           "key_format": c.key_format}
+        return sha
     return {"random": {**loaded.config.to_dict(), "torch": torch.__version__.split("+")[0]}}
 
 

@@ -14,7 +14,7 @@ import click
 from v3s.shared.atomic import jsonable
 from v3s.shared.cli import config_options, run_or_exit
 
-from .config import AslanConfig, GradcamConfig, RecognitionConfig, RetrievalConfig
+from .config import AslanConfig, GradcamConfig, RecognitionConfig, RetrievalConfig, SpeedinessConfig
 
 
 def _log(message: str) -> None:
@@ -27,7 +27,8 @@ def _show(results: dict[str, Any], as_json: bool, table: Callable[[dict], str]) 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Evaluate v3s checkpoints: recognition, retrieval, ASLAN similarity, Grad-CAM (see docs/protocols.md)."""
+    """Evaluate v3s checkpoints: recognition, retrieval, ASLAN similarity, Grad-CAM, speediness (see
+    docs/protocols.md)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Every rank would evaluate the whole split on its own device and write the same files.
         raise click.UsageError("v3s-eval runs as one process on one device; run it without torchrun "
@@ -72,6 +73,16 @@ def gradcam(**options: Any) -> None:
 
     cfg = run_or_exit(GradcamConfig, **options)
     _show(run_or_exit(run_gradcam, cfg), cfg.json, format_table)
+
+
+@main.command()
+@config_options(SpeedinessConfig)
+def speediness(**options: Any) -> None:
+    """Motion speediness of one video: the temporal head's expected speed and P(speed > 1) per clip (paper Fig 4)."""
+    from .speediness import format_table, run_speediness
+
+    cfg = run_or_exit(SpeedinessConfig, **options)
+    _show(run_or_exit(run_speediness, cfg, log=_log), cfg.json, format_table)
 
 
 if __name__ == "__main__":  # python -m v3s.evaluate.cli

@@ -20,16 +20,20 @@ GRADCAM_TARGETS = ("auto", "predicted", "spatial", "temporal")
 
 @dataclass(frozen=True, kw_only=True)
 class ModelSource(ConfigBase):
-    """A v3s checkpoint, or a random initialisation (the baseline rows of the tables)."""
+    """A v3s checkpoint, a peer's released backbone weights, or a random initialisation (the tables' baseline)."""
 
-    ckpt: Optional[str] = option(None, "A pretrain or finetune checkpoint [default: the latest pretraining run's "
-                                       "best.pt in the workspace].", path="file")
+    ckpt: Optional[str] = option(None, "A pretrain or finetune checkpoint, or a peer's released R3D/R(2+1)D/C3D "
+                                       "state dict (VCOP, PRP, VCP, PacePred; say what it holds with --backbone and "
+                                       "--width) [default: the latest pretraining run's best.pt in the workspace].",
+                                 path="file")
     random: bool = option(False, "A randomly initialised backbone (the baseline row) instead of --ckpt.")
-    backbone: Optional[str] = option(None, "With --random: backbone name (r21d, r3d, r3d18, c3d, s3dg).")
-    width: Optional[float] = option(None, "With --random: channel width multiplier [default: 1.0].")
+    backbone: Optional[str] = option(None, "With --random or a peer's --ckpt: backbone name (r21d, r3d, r3d18, c3d, "
+                                           "s3dg; a peer's: c3d, r21d, r3d, r3d18).")
+    width: Optional[float] = option(None, "With --random or a peer's --ckpt: channel width multiplier [default with "
+                                          "--random: 1.0; required with a peer's --ckpt: 1.0 for their networks].")
     seed: int = option(0, "With --random: initialisation seed.")
-    input_mode: str = option("rgb", "With --random: network input (frames, or differences of consecutive frames).",
-                             choices=INPUT_MODES)
+    input_mode: str = option("rgb", "With --random or a peer's --ckpt: network input (frames, or differences of "
+                                    "consecutive frames).", choices=INPUT_MODES)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,21 +108,41 @@ class AslanConfig(ModelSource, ClipGeometry, Extraction):
 
 
 @dataclass(frozen=True, kw_only=True)
-class GradcamConfig(ConfigBase):
-    """`v3s-eval gradcam`: Grad-CAM of one clip on the last conv stage."""
+class OneVideo(ConfigBase):
+    """One video looked at closely: a file, or an entry of a frame store."""
 
-    ckpt: str = option(help="A finetune or pretrain checkpoint.", path="file")
     video: Optional[str] = option(None, "A video file (decoded with ffmpeg).", path="file")
     store: Optional[str] = option(None, "Or: a frame store ...", path="dir")
     dataset: Optional[str] = option(None, "... its dataset ...")
     key: Optional[str] = option(None, "... and a video's rel_path (or store key) ...")
     index: Optional[int] = option(None, "... or its position among the dataset's ok videos.")
+    size: Optional[tuple] = option(None, "With --video: HEIGHTxWIDTH to resize to [default: the checkpoint's store "
+                                         "size, else 128x171].", parse="size")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GradcamConfig(OneVideo):
+    """`v3s-eval gradcam`: Grad-CAM of one clip on the last conv stage."""
+
+    ckpt: str = option(help="A finetune or pretrain checkpoint.", path="file")
     target: str = option("auto", "auto, predicted, a class id (finetune), spatial or temporal (pretrain: that head's "
                                  "prediction).")
     start: Optional[int] = option(None, "First frame of the clip [default: the centred clip].")
-    size: Optional[tuple] = option(None, "With --video: HEIGHTxWIDTH to resize to [default: the checkpoint's store "
-                                         "size, else 128x171].", parse="size")
     fps: float = option(8.0, "GIF frame rate.")
     device: str = option("auto", "auto, cpu, cuda, cuda:N.")
     out: Optional[str] = option(None, "Results folder [default: CKPT_DIR/eval/gradcam-<video>].", path="out-dir")
     json: bool = option(False, "Print the results JSON instead of a summary.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpeedinessConfig(OneVideo, Extraction):
+    """`v3s-eval speediness`: the pretrained temporal head's reading of playback speed along one video (Fig. 4)."""
+
+    ckpt: Optional[str] = option(None, "A pretrain checkpoint (its temporal head) [default: the latest pretraining "
+                                       "run's best.pt in the workspace].", path="file")
+    stride: Optional[int] = option(None, "Frames between clip starts [default: clip length / 2].")
+    thumbs: int = option(8, "Frames drawn in the strip under the curve.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ranges(self, ("thumbs",))

@@ -9,7 +9,6 @@ its maximum over the whole clip, so frames of one clip share one scale.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,15 +20,13 @@ from v3s.shared.checkpoint import LoadedModel, load_model
 from v3s.shared.labels import LabelSpace
 from v3s.shared.runtime import configure_backends, resolve_device
 from v3s.shared.spatial import eval_batch
-from v3s.shared.store import Store, decode_jpeg
 from v3s.shared.temporal import clip_indices, clip_span
 
 from .config import GRADCAM_TARGETS, GradcamConfig
 from .plots import gradcam_strip_png, heatmap_overlay, save_gif
 from .resolve import describe_model, output_dir
 from .results import trailer, write_results
-
-DEFAULT_SIZE = (128, 171)  # the paper's resize, when a --video's checkpoint names no readable store
+from .video_source import open_video
 
 
 def grad_cam(model: nn.Module, x: Tensor, layer: nn.Module, select: Callable[[Any], Tensor]) -> tuple[np.ndarray, Any]:
@@ -73,60 +70,15 @@ def grad_cam(model: nn.Module, x: Tensor, layer: nn.Module, select: Callable[[An
     return cam.float().cpu().numpy(), detach(out)
 
 
-def _video_size(loaded: LoadedModel, size: tuple[int, int] | None) -> tuple[int, int]:
-    """The --size, else the frame size of the store the checkpoint was trained on, else 128x171."""
-    if size is not None:
-        return size
-    try:
-        settings = Store(loaded.config.store).settings(loaded.config.dataset)
-        return int(settings["height"]), int(settings["width"])
-    except (KeyError, ValueError, OSError):
-        return DEFAULT_SIZE
-
-
-def load_clip_frames(cfg: GradcamConfig, loaded: LoadedModel) -> tuple[np.ndarray, dict[str, Any]]:
-    """All frames needed for the clip: uint8 (T, H, W, 3) and a description of where they came from."""
+def load_clip_frames(cfg: GradcamConfig, loaded: LoadedModel) -> tuple[np.ndarray, dict[str, Any], str]:
+    """All frames needed for the clip: uint8 (T, H, W, 3), a description of where they came from, and a name for
+    the output folder."""
     geometry = loaded.clip_geometry()
     clip_len, step = geometry["clip_len"], geometry["frame_step"]
-    span = clip_span(clip_len, step)
-    if cfg.video:
-        if cfg.store or cfg.key or cfg.index is not None:
-            raise ValueError("give either --video FILE or --store/--dataset/--key|--index, not both")
-        from v3s.shared.video import decode_video  # ffmpeg is needed only on this path
-
-        path = Path(cfg.video)
-        if not path.is_file():
-            raise FileNotFoundError(f"video {cfg.video} does not exist")
-        h, w = _video_size(loaded, cfg.size)
-        try:
-            decoded = decode_video(path, h, w)
-        except Exception as e:  # DecodeError and ffmpeg failures name the problem
-            raise ValueError(f"video {cfg.video} does not decode: {e}") from None
-        n = decoded.num_frames
-        start = _start(cfg.start, n, span)
-        idx = clip_indices(n, start, clip_len, step)
-        blobs = [decoded.data[decoded.offsets[i]:decoded.offsets[i + 1]] for i in idx]
-        frames = np.stack([decode_jpeg(b) for b in blobs])
-        return frames, {"video": str(path), "num_frames": n, "frames": idx.tolist(), "size": [h, w]}
-    if not (cfg.store and cfg.dataset) or (cfg.key is None) == (cfg.index is None):
-        raise ValueError("give --video FILE, or --store STORE --dataset NAME with exactly one of --key KEY / --index I")
-    store = Store(cfg.store)
-    videos = store.videos(cfg.dataset)
-    if cfg.key is not None:
-        key = cfg.key if cfg.key.startswith(f"{cfg.dataset}/") else f"{cfg.dataset}/{cfg.key}"
-        found = [v for v in videos if v.key == key]
-        if not found:
-            raise ValueError(f"video {cfg.key!r} is not an ok video of {cfg.dataset!r} in store {cfg.store}; "
-                             f"e.g. {[v.rel_path for v in videos[:3]]}")
-        v = found[0]
-    else:
-        if not 0 <= cfg.index < len(videos):
-            raise ValueError(f"--index {cfg.index} is out of range: {cfg.dataset!r} has {len(videos)} ok videos")
-        v = videos[cfg.index]
-    start = _start(cfg.start, v.num_frames, span)
-    idx = clip_indices(v.num_frames, start, clip_len, step)
-    return store.read_frames(v.key, idx), {"video": v.key, "class_name": v.class_name, "label": v.label,
-                                           "num_frames": v.num_frames, "frames": idx.tolist()}
+    video = open_video(cfg, loaded)
+    start = _start(cfg.start, video.num_frames, clip_span(clip_len, step))
+    idx = clip_indices(video.num_frames, start, clip_len, step)
+    return video.read(idx), {**video.info, "frames": idx.tolist()}, video.name
 
 
 def _start(start: int | None, n: int, span: int) -> int:
@@ -180,7 +132,7 @@ def run_gradcam(cfg: GradcamConfig) -> dict[str, Any]:
         raise ValueError(f"fps must be > 0, got {cfg.fps}")
     loaded = load_model(cfg.ckpt)
     head, cls = _target(loaded, cfg.target)
-    frames, source = load_clip_frames(cfg, loaded)
+    frames, source, name = load_clip_frames(cfg, loaded)
     crop = loaded.clip_geometry()["clip_size"]
     h, w = frames.shape[1:3]
     if crop > min(h, w):
@@ -205,8 +157,7 @@ def run_gradcam(cfg: GradcamConfig) -> dict[str, Any]:
     names = _class_names(loaded, head)
     probs = torch.softmax(logits, 0)
 
-    name = Path(source["video"]).stem if cfg.video else source["video"].replace("/", "_")
-    out = output_dir(cfg, loaded, f"gradcam-{Path(name).stem}")
+    out = output_dir(cfg, loaded, f"gradcam-{name}")
     overlays = heatmap_overlay(shown, cam)
     title = f"{source['video']}: Grad-CAM of {head} class {names[chosen]!s} (p={float(probs[chosen]):.2f})"
     files = {

@@ -213,3 +213,47 @@ def save_gif(frames: np.ndarray, path: str | os.PathLike, fps: float = 8.0, scal
     path.parent.mkdir(parents=True, exist_ok=True)
     images[0].save(path, save_all=True, append_images=images[1:], duration=int(round(1000 / fps)), loop=0)
     return path
+
+
+def speediness_png(x: np.ndarray, curve: Mapping[str, np.ndarray], thumbs: Sequence[tuple[float, np.ndarray]],
+                   path: str | os.PathLike, x_label: str = "time (s)", speed_range: tuple[float, float] = (1.0, 3.0),
+                   title: str = "") -> Path:
+    """The speediness curve over a strip of the video's frames: E[s] (left axis), P(speed > 1) and P(change)
+    (right axis) against time, each thumbnail centred under the time it shows.
+
+    Args:
+        x: (N,) clip centres (seconds or frames).
+        curve: "expected_speed", "p_faster", "p_change": (N,) each.
+        thumbs: (x position, uint8 (H, W, 3) frame) pairs, evenly spaced in x.
+        path: PNG to write.
+        speed_range: the slowest and fastest class speeds (the E[s] axis spans them).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    where = [p for p, _ in thumbs]
+    gap = (max(where) - min(where)) / (len(where) - 1) if len(where) > 1 else max(float(x[-1] - x[0]), 1.0)
+    half = 0.48 * gap
+    fig = Figure(figsize=(9, 5.6), layout="constrained")
+    top, strip = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
+    marker = "o" if len(x) < 40 else None
+    lo, hi = speed_range
+    pad = 0.05 * max(hi - lo, 1.0)
+    top.plot(x, curve["expected_speed"], color="C0", lw=2, marker=marker, ms=3, label="E[speed] (left)")
+    top.set_ylim(lo - pad, hi + pad)
+    top.set_ylabel("expected speed E[s]", color="C0")
+    right = top.twinx()
+    right.plot(x, curve["p_faster"], color="C3", lw=1.6, marker=marker, ms=3, label="P(speed > 1) (right)")
+    right.plot(x, curve["p_change"], color="C2", lw=1.2, ls="--", label="P(speed changes) (right)")
+    right.set_ylim(-0.02, 1.02)
+    right.set_ylabel("probability")
+    lines = top.get_lines() + right.get_lines()
+    fig.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="outside lower center", ncols=3)
+    top.grid(alpha=0.3)
+    for position, frame in thumbs:
+        strip.imshow(frame, extent=(position - half, position + half, 0, 1), aspect="auto")
+        top.axvline(position, color="grey", lw=0.6, ls=":")
+    strip.set_xlim(min(float(x[0]), min(where) - half), max(float(x[-1]), max(where) + half))
+    strip.set_ylim(0, 1)
+    strip.set_yticks([])
+    strip.set_xlabel(x_label)
+    fig.suptitle(title or "Motion speediness", fontsize=9)
+    return _save(fig, path)

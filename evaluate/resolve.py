@@ -10,9 +10,11 @@ from typing import Any
 import torch
 
 from v3s.shared import workspace
-from v3s.shared.checkpoint import LoadedModel, RandomInit, load_model, random_model
+from v3s.shared.checkpoint import (LoadedModel, RandomInit, is_v3s_checkpoint, load_model, load_peer_model,
+                                   peer_state_dict, random_model, read_weights_file)
 from v3s.shared.config import FinetuneConfig, PretrainConfig
 from v3s.shared.models import check_clip_shape
+from v3s.shared.models.peers import PEER_BACKBONES
 from v3s.shared.paths import check_path
 from v3s.shared.runtime import configure_backends, default_workers, resolve_device
 from v3s.shared.store import Store, VideoInfo
@@ -37,6 +39,9 @@ def resolve_model(cfg: Any, kind: str | None = None, log: Log | None = None,
     """(cfg with --ckpt filled in, the model): the checkpoint's network or a random initialisation (exactly one).
 
     Without --ckpt and --random, the latest run of the wanted kind in the workspace's runs/ is taken, and said.
+    A --ckpt that is not a v3s checkpoint but a peer's released state dict (VCOP, PRP, VCP, PacePred) is read
+    through the key maps of v3s.shared.models.peers when cfg has the ModelSource options; --backbone and --width
+    then say what it holds.
 
     Args:
         cfg: a config with the `ModelSource` options (or at least `ckpt`).
@@ -60,13 +65,30 @@ def resolve_model(cfg: Any, kind: str | None = None, log: Log | None = None,
                              f"take it from; pass --ckpt CHECKPOINT" + (" or --random" if hasattr(cfg, "random") else ""))
         _say(log, f"ckpt: {best} (the latest {wanted.replace('v3s-', '')} run; --ckpt to choose another)")
         cfg = cfg.replace(ckpt=str(best))
-    loaded = load_model(check_path(cfg.ckpt, "file", "--ckpt"), kind=kind)
+    path = check_path(cfg.ckpt, "file", "--ckpt")
+    contents = read_weights_file(path)
+    if not is_v3s_checkpoint(contents) and hasattr(cfg, "backbone"):
+        return cfg, _peer_model(cfg, path, contents, kind)
+    loaded = load_model(path, kind=kind, contents=contents)
     for name in ("backbone", "width"):
         given = getattr(cfg, name, None)
         if given is not None and given != getattr(loaded.config, name):
             raise ValueError(f"--{name} {given!r} contradicts checkpoint {cfg.ckpt}'s {name} "
                              f"{getattr(loaded.config, name)!r}; leave --{name} out with --ckpt")
     return cfg, loaded
+
+
+def _peer_model(cfg: Any, path: Path, contents: Any, kind: str | None) -> LoadedModel:
+    """A peer's released weights (a state dict without configuration): --backbone and --width say what it holds."""
+    if kind is not None:
+        raise ValueError(f"--ckpt {path} is not a v3s checkpoint; a {kind!r} checkpoint is needed here")
+    if peer_state_dict(contents) is None:
+        load_model(path, contents=contents)  # raises the message that says what the file is
+    if cfg.backbone is None or cfg.width is None:
+        raise ValueError(f"--ckpt {path} is not a v3s checkpoint but a state dict with no configuration (a peer's "
+                         f"released weights?): say what network it holds with --backbone ({', '.join(PEER_BACKBONES)}) "
+                         f"and --width (1.0 for the peers' published networks)")
+    return load_peer_model(path, cfg.backbone, cfg.width, getattr(cfg, "input_mode", "rgb"), contents=contents)
 
 
 def resolve_store(cfg: Any, loaded: LoadedModel | None, log: Log | None = None) -> tuple[Any, Store]:

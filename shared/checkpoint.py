@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from .atomic import atomic_write
 from .config import FinetuneConfig, PretrainConfig
 from .labels import LabelSpace
 from .models import ClassifierHead, V3SHead, VideoModel, build_backbone
+from .models.peers import map_peer_state
 
 FORMAT_VERSION = 1
 KINDS = ("v3s-pretrain", "v3s-finetune")
@@ -56,22 +58,54 @@ def load_checkpoint(path: Union[str, Path], kind: str | None = None) -> dict:
         FileNotFoundError: no such file. ValueError: not a readable v3s checkpoint, or of another kind.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for truncated or foreign files, with advice on pickling
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise ValueError(f"checkpoint {path} cannot be read as a v3s checkpoint (truncated, or not a file written by "
-                         f"torch.save of tensors): {first}") from None
+    ckpt = read_weights_file(path)
     _check_kind(ckpt, path)
-    if kind is not None and ckpt["kind"] != kind:
-        raise ValueError(f"checkpoint {path} is a {ckpt['kind']!r} checkpoint; a {kind!r} checkpoint is needed here")
+    _check_wanted_kind(ckpt, path, kind)
     return ckpt
 
 
+def _check_wanted_kind(ckpt: dict, path: Path, kind: str | None) -> None:
+    if kind is not None and ckpt["kind"] != kind:
+        raise ValueError(f"checkpoint {path} is a {ckpt['kind']!r} checkpoint; a {kind!r} checkpoint is needed here")
+
+
+def read_weights_file(path: Union[str, Path]) -> Any:
+    """The contents of a .pt/.pth file, read to the CPU with `torch.load(weights_only=True)`: tensors, numbers,
+    strings and containers only, so a file cannot run code. A file that pickles Python objects (a whole model
+    saved with `torch.save(model)`) is refused with a message naming the object's class.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: unreadable, or not plain data.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for truncated or foreign files, with advice on pickling
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if found:
+            raise ValueError(f"{path} holds a pickled Python object ({found.group(1)}), not plain tensors; it is not "
+                             f"loaded because unpickling could run code. Load it with the code that wrote it and save "
+                             f"its weights: torch.save(model.state_dict(), 'weights.pth')") from None
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ValueError(f"checkpoint {path} cannot be read as a v3s checkpoint (truncated, or not a file written by "
+                         f"torch.save of tensors): {first}") from None
+
+
+def is_v3s_checkpoint(contents: Any) -> bool:
+    """True when a file's contents (`read_weights_file`) are a v3s checkpoint dict (of any format version)."""
+    return isinstance(contents, dict) and contents.get("kind") in KINDS
+
+
 def _check_kind(ckpt: Any, path: Path) -> None:
-    if not isinstance(ckpt, dict) or ckpt.get("kind") not in KINDS:
+    if not is_v3s_checkpoint(ckpt):
+        state = peer_state_dict(ckpt)
+        if state is not None:
+            raise ValueError(f"{path} is not a v3s checkpoint but a bare state dict ({len(state)} tensors, e.g. "
+                             f"{next(iter(state))!r}): a peer's released backbone weights, with no head and no "
+                             f"configuration, are read by the feature commands that take --backbone and --width "
+                             f"(e.g. retrieval, aslan); this one needs a v3s checkpoint")
         got = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise ValueError(f"{path} is not a v3s checkpoint (kind {got!r}; expected one of {KINDS})")
     if ckpt.get("format_version") != FORMAT_VERSION:
@@ -119,15 +153,15 @@ class LoadedModel:
 
     Attributes:
         model: backbone + head; a random initialisation has no trained head (nn.Identity).
-        kind: "v3s-pretrain", "v3s-finetune" or "random".
-        config: the checkpoint's resolved PretrainConfig / FinetuneConfig, or the RandomInit.
+        kind: "v3s-pretrain", "v3s-finetune", "random" or "peer" (a peer's released backbone weights).
+        config: the checkpoint's resolved PretrainConfig / FinetuneConfig, the RandomInit, or the PeerWeights.
         path: the checkpoint file (None for a random initialisation).
         step: the optimiser step the checkpoint was written at (None for a random initialisation).
     """
 
     model: VideoModel
     kind: str
-    config: Union[PretrainConfig, FinetuneConfig, RandomInit]
+    config: Union[PretrainConfig, FinetuneConfig, RandomInit, "PeerWeights"]
     path: Path | None = None
     step: int | None = None
 
@@ -149,24 +183,32 @@ class LoadedModel:
             d["checkpoint"] = str(self.path)
         else:
             d["seed"] = self.config.seed
+        if self.kind == "peer":
+            d.update(key_format=self.config.key_format, heads_dropped=list(self.config.heads_dropped))
         return d
 
 
 _FINETUNE_DEFAULTS = {f.name: f.default for f in dataclasses.fields(FinetuneConfig)}
 
 
-def load_model(path: Union[str, Path], kind: str | None = None) -> LoadedModel:
+def load_model(path: Union[str, Path], kind: str | None = None, contents: Any = None) -> LoadedModel:
     """Load a v3s checkpoint and rebuild its network, with errors that say what does not fit.
 
     Args:
         path: a checkpoint written by v3s-train (last.pt / best.pt).
         kind: "v3s-pretrain" / "v3s-finetune" to require one, None for either.
+        contents: the file's contents when the caller has read them already (`read_weights_file`).
     Raises:
         FileNotFoundError: no such file. ValueError: not a v3s checkpoint, the wrong kind, or weights that do
             not load into the network its config describes.
     """
     path = Path(path)
-    ckpt = load_checkpoint(path, kind=kind)
+    if contents is None:
+        ckpt = load_checkpoint(path, kind=kind)
+    else:
+        ckpt = contents
+        _check_kind(ckpt, path)
+        _check_wanted_kind(ckpt, path, kind)
     try:
         config = config_from_checkpoint(ckpt)
         model = build_network(config)
@@ -190,6 +232,72 @@ def random_model(init: RandomInit) -> LoadedModel:
     finally:
         torch.random.set_rng_state(state)
     return LoadedModel(model=VideoModel(net, nn.Identity()).eval(), kind="random", config=init)
+
+
+# ---- a peer's released weights (VCOP, PRP, VCP, PacePred): a bare state dict under their names ----------------
+
+
+@dataclass(frozen=True)
+class PeerWeights:
+    """What a peer's weight file holds: the network the user named (the file carries no configuration), the
+    naming its keys follow (v3s.shared.models.peers.KEY_FORMATS) and the head modules that were set aside.
+    """
+
+    backbone: str
+    width: float = 1.0
+    input_mode: str = "rgb"
+    key_format: str = ""
+    heads_dropped: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "heads_dropped": list(self.heads_dropped)}
+
+
+# A container entry holding the state dict (PacePred saves {"epoch", "state_dict", "opt_dict"}).
+STATE_DICT_ENTRY = "state_dict"
+
+
+def peer_state_dict(contents: Any) -> dict[str, torch.Tensor] | None:
+    """The state dict in a file's contents: the contents themselves when every value is a tensor, or their
+    "state_dict" entry when that is; None otherwise."""
+    def tensors(d: Any) -> bool:
+        return isinstance(d, dict) and bool(d) and all(isinstance(v, torch.Tensor) for v in d.values())
+
+    if tensors(contents):
+        return contents
+    if isinstance(contents, dict) and tensors(contents.get(STATE_DICT_ENTRY)):
+        return contents[STATE_DICT_ENTRY]
+    return None
+
+
+def load_peer_model(path: Union[str, Path], backbone: str, width: float, input_mode: str = "rgb",
+                    contents: Any = None) -> LoadedModel:
+    """Rebuild a peer's released backbone (R3D, R(2+1)D, C3D) from its state dict through the explicit key maps.
+
+    Args:
+        path: the .pth file: a bare state dict (possibly under "module." / "base_network."), or a dict with a
+            "state_dict" entry.
+        backbone, width, input_mode: the network it holds (the file does not say).
+        contents: the file's contents when the caller has read them already (`read_weights_file`).
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a state dict, a backbone no naming covers, keys left
+            unmatched either way, or another shape (the message lists the keys).
+    """
+    path = Path(path)
+    contents = read_weights_file(path) if contents is None else contents
+    state = peer_state_dict(contents)
+    if state is None:
+        top = sorted(map(str, contents))[:12] if isinstance(contents, dict) else type(contents).__name__
+        raise ValueError(f"{path} does not hold a state dict (top level: {top}); expected a mapping of names to "
+                         f"tensors, or one under {STATE_DICT_ENTRY!r}")
+    net = build_backbone(backbone, width=width, input_mode=input_mode)
+    try:
+        mapped, key_format, heads = map_peer_state(state, net, backbone)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    net.load_state_dict(mapped, strict=True)
+    config = PeerWeights(backbone, float(width), input_mode, key_format, tuple(heads))
+    return LoadedModel(model=VideoModel(net, nn.Identity()).eval(), kind="peer", config=config, path=path)
 
 
 def rng_state(loader: dict) -> dict:
