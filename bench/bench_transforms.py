@@ -1,7 +1,6 @@
 """V3S spatial pretext transform: fused one-pass warp vs the paper's per-frame OpenCV pipeline, per core.
 
 Usage:  python bench/bench_transforms.py [--batch 32] [--frames 16] [--repeats 7] [--threads 1]
-        python bench/bench_transforms.py --gpu     (also: the transform's share of an R(2+1)D training step)
         python bench/bench_transforms.py --render docs/img --video ../shared/reference/videos/v_Basketball_g01_c01.avi
                                                    (only the two figures of docs/transforms.md)
 
@@ -13,6 +12,7 @@ paper describes; "opencv-tuned" warps only up to the crop's far corner. "fused-b
 whole-batch path (the GPU default) run on the CPU, then a separate normalisation. Fused: `v3s.shared.spatial.pretext_batch`. The two
 are timed alternately, torch and OpenCV both on --threads threads. The ratio uses process CPU time (median
 of --repeats), which other jobs on a shared machine disturb far less than wall time; wall time is printed too.
+On a GPU, the warp's share of a real training step is measured by bench/gpu_train.py.
 """
 from __future__ import annotations
 
@@ -89,44 +89,6 @@ def cpu_ratio(batch: int, frames: int, repeats: int) -> None:
               f"{statistics.median(wall[k]) * 1e3:.1f})")
     for k in ("opencv", "opencv-tuned"):
         print(f"  ratio {k} / fused = {med[k] / med['fused']:.2f}x (CPU time per batch)")
-
-
-def gpu_share(batch: int, frames: int, repeats: int) -> None:
-    """Transform time vs one bf16 R(2+1)D training step on the same GPU, batch already on the device."""
-    from v3s.shared.models import build_backbone
-
-    dev = torch.device("cuda")
-    ls = LabelSpace()
-    g = torch.Generator().manual_seed(0)
-    clips = torch.randint(0, 256, (batch, frames, 128, 171, 3), dtype=torch.uint8, device=dev)
-    labels = torch.randint(0, ls.n_spatial, (batch,), generator=g)
-    model = build_backbone("r21d").to(dev).to(memory_format=torch.channels_last_3d)
-    head = torch.nn.Linear(model.feature_dim, ls.n_spatial).to(dev)
-    opt = torch.optim.SGD([*model.parameters(), *head.parameters()], lr=0.01, momentum=0.9)
-
-    def transform():
-        return S.pretext_batch(clips, labels, ls, g)
-
-    def step():
-        x = transform().contiguous(memory_format=torch.channels_last_3d)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = torch.nn.functional.cross_entropy(head(model(x)), labels.to(dev))
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    def timed(f) -> float:
-        f()
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            f()
-        torch.cuda.synchronize()
-        return (time.perf_counter() - t0) / repeats
-
-    t_tr, t_step = timed(transform), timed(step)
-    print(f"GPU {torch.cuda.get_device_name()}: transform {t_tr * 1e3:.2f} ms, R(2+1)D bf16 step incl. transform "
-          f"{t_step * 1e3:.2f} ms: share {100 * t_tr / t_step:.1f}%")
 
 
 def decode(video: str, height: int = 128, width: int = 171) -> np.ndarray:
@@ -212,7 +174,6 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--gpu", action="store_true")
     p.add_argument("--render", metavar="DIR", help="write the docs figures to DIR instead of benchmarking")
     p.add_argument("--video", default="../shared/reference/videos/v_Basketball_g01_c01.avi")
     a = p.parse_args()
@@ -224,8 +185,6 @@ def main() -> None:
     print(f"batch {a.batch} x {a.frames} x 128x171 uint8 -> {a.frames}x112x112 float32, {a.threads} thread(s), "
           f"torch {torch.__version__}, OpenCV {cv2.__version__}")
     cpu_ratio(a.batch, a.frames, a.repeats)
-    if a.gpu:
-        gpu_share(a.batch, a.frames, a.repeats)
 
 
 if __name__ == "__main__":
