@@ -138,6 +138,11 @@ def output_dir(cfg: Any, loaded: LoadedModel, name: str) -> Path:
     return check_path(base / "eval" / name, "out-dir", "results folder")
 
 
+def batch_size_for(cfg: Any, device: torch.device) -> int:
+    """--batch-size, else 64 clips per forward pass on a GPU and 16 on the CPU."""
+    return cfg.batch_size or (64 if device.type == "cuda" else 16)
+
+
 @dataclass
 class Extractor:
     """How a command extracts features (device, batch, workers, cache): never what the features are."""
@@ -158,7 +163,7 @@ class Extractor:
         configure_backends(device)
         loaded.model.to(device)
         cache_dir = cfg.cache_dir or default_cache_dir(loaded) or _random_base(loaded) / "features"
-        return cls(device=device, batch_size=cfg.batch_size or (64 if device.type == "cuda" else 16),
+        return cls(device=device, batch_size=batch_size_for(cfg, device),
                    workers=default_workers() if cfg.workers is None else cfg.workers, progress=not cfg.quiet,
                    use_cache=not cfg.no_cache, cache_dir=Path(cache_dir), log=log)
 

@@ -32,7 +32,7 @@ from v3s.shared.temporal import clip_indices
 from .config import SpeedinessConfig
 from .features import ClipSpec
 from .plots import speediness_png
-from .resolve import Extractor, describe_model, output_dir, resolve_model
+from .resolve import Extractor, batch_size_for, describe_model, output_dir, resolve_model
 from .results import trailer, write_results
 from .video_source import VideoSource, open_video
 
@@ -101,10 +101,11 @@ def _file_logits(loaded: LoadedModel, video: VideoSource, starts: np.ndarray, sp
     device = resolve_device(cfg.device)
     model = loaded.model.to(device).eval()
     dtype = amp_dtype("auto", device)
+    batch = batch_size_for(cfg, device)
     out = []
-    for i in range(0, len(starts), cfg.batch_size):
+    for i in range(0, len(starts), batch):
         frames = np.stack([video.read(clip_indices(video.num_frames, int(s), spec.clip_len))
-                           for s in starts[i:i + cfg.batch_size]])
+                           for s in starts[i:i + batch]])
         x = eval_batch(torch.from_numpy(frames).to(device), spec.crop)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             out.append(model(x)[1].float().cpu().numpy())
