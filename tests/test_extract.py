@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from v3s.preprocess.extract import ExtractConfig, run_extract
-from v3s.shared.store import Store, read_shard_table, shard_paths, verify_store
+from v3s.preprocess.store_report import verify_store
+from v3s.shared.store import Store, read_shard_table, shard_paths
 
 PREP = [str(Path(sys.executable).with_name("v3s-prep"))]  # the installed console script
 H, W = 48, 64  # small stored size keeps the tests fast; the default 128x171 is exercised in test_store

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from v3s.preprocess.extract import ExtractConfig, run_extract
-from v3s.shared.store import SCHEMA_VERSION, Store, VideoInfo, shard_paths, summarize_store, verify_store
+from v3s.preprocess.store_report import summarize_store, verify_store
+from v3s.shared.store import SCHEMA_VERSION, Store, VideoInfo, shard_paths
 
 H, W = 64, 96
 PREP = str(Path(sys.executable).with_name("v3s-prep"))
