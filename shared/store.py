@@ -266,6 +266,12 @@ class VideoTable:
         hit = self.rel[np.minimum(pos, len(self.rel) - 1)] == q
         return np.where(hit, pos, -1).astype(np.int64)
 
+    def find_one(self, rel_path: str) -> int:
+        """The row of one rel_path, -1 when absent (a binary search: a few microseconds)."""
+        q = rel_path.encode()
+        i = int(np.searchsorted(self.rel, q))
+        return i if i < len(self.rel) and self.rel[i] == q else -1
+
     def column(self, name: str) -> np.ndarray:
         """One column in row order: strings as an object array of str; "shard" as positions in `shards`."""
         if name == "rel_path":
@@ -619,7 +625,7 @@ class Store:
         if dataset not in self._names or not rel:
             raise KeyError(f"video {key!r} is not an ok video of store {str(self.path)!r}")
         t = self._table(dataset)
-        row = int(t.find([rel])[0])
+        row = t.find_one(rel)
         if row < 0 or t.cols["status"][row] != 0:
             raise KeyError(f"video {key!r} is not an ok video of store {str(self.path)!r}")
         si, start, n = int(t.cols["shard"][row]), int(t.cols["frame_start"][row]), int(t.cols["num_frames"][row])
@@ -642,15 +648,16 @@ class Store:
         whole = hi - lo + 2 <= OFFSETS_SPAN
         blobs: dict[int, bytes] = {}
         try:
-            offsets = offsets_ds[start + lo : start + hi + 2] if whole else None
+            offsets = offsets_ds[start + lo : start + hi + 2].tolist() if whole else None
+            uniq = uniq.tolist()
             # Coalesce consecutive frames into one read: one read per run, never bytes of frames not asked for.
             run_start = 0
             for j in range(1, len(uniq) + 1):
                 if j == len(uniq) or uniq[j] != uniq[j - 1] + 1:
-                    a, b = int(uniq[run_start]), int(uniq[j - 1])
-                    offs = offsets[a - lo : b - lo + 2] if whole else offsets_ds[start + a : start + b + 2]
-                    first = int(offs[0])
-                    buf = frames[first : int(offs[-1])].tobytes()
+                    a, b = uniq[run_start], uniq[j - 1]
+                    offs = offsets[a - lo : b - lo + 2] if whole else offsets_ds[start + a : start + b + 2].tolist()
+                    first = offs[0]
+                    buf = frames[first : offs[-1]].tobytes()
                     for t in range(a, b + 1):
                         blobs[t] = buf[offs[t - a] - first : offs[t - a + 1] - first]
                     run_start = j
