@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 from ..data_manifest import DatasetManifest, Entry, load_manifest
 from ..shared import store as st
 from .decode import DecodeError, decode_video
+from .parent_watch import exit_with_parent
 from .progress import Progress
 from .store_writer import ShardWriter, init_store, lock_store, next_shard_index, prepare_dataset, write_shard
 
@@ -338,19 +338,6 @@ def run_extract(cfg: ExtractConfig, on_result: Callable[[dict[str, object]], Non
     return summary
 
 
-def _exit_with_parent() -> None:
-    """loky worker initializer: end this worker within a second of the extract process's death, even by kill -9
-    (loky's own workers otherwise work through their queue first: minutes)."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.25)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="v3s-exit-with-parent", daemon=True).start()
-
-
 def _run_parallel(cfg: ExtractConfig, todo: list[Entry]) -> Iterator[tuple[dict[str, object], bytes, np.ndarray]]:
     """Results of process_video over `todo`, in completion order, on the configured joblib backend."""
     if not todo:
@@ -366,7 +353,7 @@ def _run_parallel(cfg: ExtractConfig, todo: list[Entry]) -> Iterator[tuple[dict[
                 yield process_video(cfg.root, e, cfg.height, cfg.width, cfg.quality, cfg.min_frames)
             return
         yield from Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered",
-                            initializer=_exit_with_parent)(tasks)
+                            initializer=exit_with_parent, initargs=(os.getpid(),))(tasks)
         return
     from distributed import Client
 

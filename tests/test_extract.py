@@ -415,8 +415,10 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def test_workers_exit_when_extract_is_killed(many_root, tmp_path):
-    """kill -9 of the extract process alone (not its group): its loky workers and their ffmpeg follow it."""
+@pytest.mark.parametrize("when", ["starting", "decoding"])
+def test_workers_exit_when_extract_is_killed(many_root, tmp_path, when):
+    """kill -9 of the extract process alone (not its group), while its loky workers start or while they decode:
+    the workers and their ffmpeg follow it within seconds."""
     proc = subprocess.Popen([*PREP, "extract", str(many_root), "--dataset", "folder", "--out", str(tmp_path / "s"),
                              "--size", f"{H}x{W}", "--jobs", "2", "--quiet"])
     workers: list[int] = []
@@ -424,9 +426,11 @@ def test_workers_exit_when_extract_is_killed(many_root, tmp_path):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
             workers = _descendants(proc.pid)
-            if any("ffmpeg" in _cmdline(p) for p in workers) and len(workers) >= 4:
+            if when == "starting" and sum("popen_loky" in _cmdline(p) for p in workers) >= 2:
                 break
-            time.sleep(0.05)
+            if when == "decoding" and any("ffmpeg" in _cmdline(p) for p in workers) and len(workers) >= 4:
+                break
+            time.sleep(0.02)
         assert proc.poll() is None, "the run finished before it could be killed: give it more work"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
