@@ -182,9 +182,9 @@ def run_measure(what: str, impl: str, args: dict) -> dict:
         t = time.perf_counter()
         s = Store(args["store"])
         out["open_s"] = time.perf_counter() - t
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         vids = s.videos("kinetics400", "1", "train")
-        out["videos_s"] = time.perf_counter() - t
+        out["videos_s"], out["videos_cpu_s"] = time.perf_counter() - t, time.process_time() - c
         t = time.perf_counter()
         vids = s.videos("kinetics400", "1", "train")
         out["videos2_s"] = time.perf_counter() - t
@@ -340,6 +340,7 @@ def main() -> None:
     row("`Store(path)`", "open_s", "s", "<= 0.5 s", "{:.3f}", "lower")
     row("`videos(\"kinetics400\", \"1\", \"train\")`, first call (loads the index)", "videos_s", "s", "<= 0.2 s",
         "{:.3f}", "lower")
+    row("same, CPU time", "videos_cpu_s", "s", "", "{:.3f}", "lower")
     row("same, second call", "videos2_s", "s", "", "{:.3f}", "lower")
     row("RSS added by opening the store and reading one frame (the index)", "rss_index_mib", "MiB", "<= 50 MiB",
         "{:.0f}", "smaller")

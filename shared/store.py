@@ -281,7 +281,9 @@ class VideoTable:
         if name in CODED:
             return self.values[name][self.cols[name]]
         if name in self.cols:
-            return self.cols[name]
+            view = self.cols[name].view()
+            view.flags.writeable = False  # the table's own array: read-only
+            return view
         raise ValueError(f"column {name!r} does not exist; valid: {[*VIDEO_COLUMNS, 'shard']}")
 
     @classmethod
