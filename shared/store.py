@@ -93,11 +93,11 @@ _IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
 class VideoInfo(NamedTuple):
     """One stored video (status ok), immutable. `key` is what read_frames takes: "<dataset>/<rel_path>".
 
-    A named tuple rather than a dataclass: `Store.videos` builds one per video (240,000 for Kinetics-400),
-    and a tuple is built ~3x faster and is ~4x smaller.
+    A named tuple rather than a dataclass, and `key` derived rather than stored: `Store.videos` builds one per
+    video (220,000 for the Kinetics-400 train split), and such a tuple is built ~3x faster than a frozen
+    dataclass and takes 112 bytes instead of 352 (plus its strings).
     """
 
-    key: str
     dataset: str
     rel_path: str
     class_name: str
@@ -107,6 +107,10 @@ class VideoInfo(NamedTuple):
     height: int
     width: int
     splits: Mapping[str, str] = MappingProxyType({})
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}/{self.rel_path}"
 
 
 def video_key(dataset: str, rel_path: str) -> str:
@@ -524,12 +528,11 @@ class Store:
         rows = np.flatnonzero((t.cols["status"] == 0) & chosen[t.cols["splits"]])
         c = t.cols
         spl = [MappingProxyType(json.loads(s or "{}")) for s in t.values["splits"].tolist()]
-        rel = list(map(bytes.decode, t.rel[rows].tolist()))
-        columns = (map((dataset + "/").__add__, rel), repeat(dataset, len(rows)), rel,
+        columns = (repeat(dataset, len(rows)), map(bytes.decode, t.rel[rows].tolist()),
                    t.values["class_name"][c["class_name"][rows]].tolist(), c["label"][rows].tolist(),
                    c["num_frames"][rows].tolist(), c["fps"][rows].tolist(), c["height"][rows].tolist(),
                    c["width"][rows].tolist(), map(spl.__getitem__, c["splits"][rows].tolist()))
-        # Built by C loops (zip, map) with the cyclic GC paused: 220,000 videos in ~0.1 s instead of ~0.6 s.
+        # Built by C loops (zip, map) with the cyclic GC paused: 220,000 videos in ~0.15 s of CPU, not ~0.6 s.
         paused = gc.isenabled()
         gc.disable()
         try:
