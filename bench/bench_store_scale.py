@@ -277,6 +277,7 @@ def main() -> None:
     from v3s.data_manifest import load_manifest
     from v3s.shared.store import Store
 
+    load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="v3s-scale-") as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
@@ -364,7 +365,7 @@ def main() -> None:
     print("Clip reads per wall-clock second, each run: " + "; ".join(f"{i} {size}: " + ", ".join(f"{r:,.0f}" for r in res[i][f'clips_{size}_runs'])
                                                   for size in ("ucf", "k400") for i in impls))
     print(f"Building: {a.videos:,} source files and the listing {t_files:.0f} s; the store {t_build:.0f} s. "
-          f"Load average at the end: {os.getloadavg()[0]:.1f}")
+          f"Load average at the start {load_start:.1f}, at the end {os.getloadavg()[0]:.1f}.")
 
 
 if __name__ == "__main__":
