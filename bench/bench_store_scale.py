@@ -327,14 +327,15 @@ def main() -> None:
     print(f"Store: {n:,} videos ({nf['n_train']:,} train in split 1) in {a.shards} shards, 100-250 frames per video, "
           f"{disk / 2**20:,.0f} MiB; UCF101-size store: {len(ucf_entries):,} videos in {a.ucf_shards} shards. "
           f"Baseline: {a.baseline_rev or 'none'}. {os.cpu_count()} cores.\n")
-    print("| measure | this code | baseline | ratio | target |")
+    print("| measure | this code | baseline | ratio (> 1: this code faster or smaller) | target |")
     print("|---|---|---|---|---|")
 
     def row(label: str, key: str, unit: str, target: str, fmt: str, better: str) -> None:
         new, old = nf.get(key), res.get("base", {}).get(key)
         ratio = ""
         if old is not None and new:
-            ratio = f"{(new / old if better == 'higher' else old / new):.1f}x {'faster' if better != 'smaller' else 'smaller'}"
+            r = new / old if better == "higher" else old / new
+            ratio = f"{r:.2f}x" if r < 10 else f"{r:,.0f}x"
         show = lambda v: "-" if v is None else fmt.format(v) + f" {unit}"
         print(f"| {label} | {show(new)} | {show(old)} | {ratio} | {target} |")
 
