@@ -136,6 +136,7 @@ def video_paths(top: Path, root: Path) -> list[str]:
     """
     out: list[str] = []
     seen: set[tuple[int, int]] = set()
+    base = os.path.join(str(root), "")  # paths below `top` start with it: cut it off (a Path per file: 15 us)
 
     def visit(d: str) -> None:
         try:
@@ -151,7 +152,8 @@ def video_paths(top: Path, root: Path) -> list[str]:
             if e.name.startswith("."):
                 continue
             if is_video_name(e.name):
-                out.append(Path(e.path).relative_to(root).as_posix())
+                rel = e.path[len(base):] if e.path.startswith(base) else os.path.relpath(e.path, root)
+                out.append(rel.replace(os.sep, "/"))
             elif e.is_dir(follow_symlinks=True):
                 visit(e.path)
 

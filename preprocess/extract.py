@@ -1,27 +1,27 @@
 """The extract job: every video of a dataset manifest -> JPEG frames in a v3s store, in parallel, resumable.
 
-Write path: workers (joblib: loky processes, or dask workers) decode and encode; they return JPEG bytes to
-the one parent process, the only writer. The parent batches finished videos in memory and writes each batch
-as a new shard file atomically (a .partial file, fsync, rename). h5py/HDF5 has no safe concurrent writers, and
-a kill -9 in the middle of an HDF5 write can leave the whole file unreadable; with write-once shards a crash
-loses at most the unwritten batch, which the rerun redoes. See docs/store.md.
+Workers (joblib: loky processes, or dask workers) decode and encode; they return JPEG bytes to the one parent
+process, the only writer, which batches finished videos and writes each batch as a new write-once shard
+(preprocess/store_writer.py). A crash loses at most the unwritten batch, which the rerun redoes; a rerun skips
+every video whose stored row still matches its source. See docs/store.md.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..data_manifest import Entry, load_manifest
+from ..data_manifest import DatasetManifest, Entry, load_manifest
 from ..shared import store as st
 from ..shared.video import DecodeError, decode_video
+from .parent_watch import exit_with_parent
+from .progress import Progress
+from .store_writer import ShardWriter, init_store, lock_store, next_shard_index, prepare_dataset, write_shard
 
 BACKENDS = ("loky", "dask")
 
@@ -80,37 +80,71 @@ class ExtractConfig:
                 "codec": "jpeg", "encoder": "ffmpeg mjpeg yuvj420p"}
 
 
+# What each dataset's root looks like (docs/datasets.md), for the error when a root matches none of its videos.
+LAYOUTS = {
+    "ucf101": "ROOT/<Class>/v_<Class>_gXX_cYY.avi",
+    "hmdb51": "ROOT/<class>/<name>.avi",
+    "kinetics400": "ROOT/{train,val,test}/<label>/<youtube_id>_<start>_<end>.mp4",
+    "aslan": "ROOT/<dddd>.<ext> or ROOT/<folder>/<dddd>.<ext>",
+    "folder": "ROOT/<class>/<video>",
+}
+
+
 @dataclass
 class Summary:
     """Counts of one run and of the dataset's state in the store after it."""
 
     dataset: str
     store: str
+    root: str = ""
     listed: int = 0
     skipped: int = 0  # already current in the store: not decoded again
     done: dict[str, int] = field(default_factory=lambda: {s: 0 for s in st.STATUSES})  # this run
     store_counts: dict[str, int] = field(default_factory=lambda: {s: 0 for s in st.STATUSES})  # listed videos, after
+    vanished: list[str] = field(default_factory=list)  # ok in the store, source gone now: the stored frames are kept
     frames: int = 0
     seconds: float = 0.0
+    interrupted: bool = False
 
     @property
     def failed(self) -> int:
-        """Listed videos that are failed or missing in the store (too_short is a recorded choice, not an error)."""
-        return self.store_counts["failed"] + self.store_counts["missing"]
+        """Listed videos that are failed or missing (too_short is a recorded choice, not an error), counting
+        those whose source is gone although the store keeps their frames."""
+        return self.store_counts["failed"] + self.store_counts["missing"] + len(self.vanished)
+
+    @property
+    def written(self) -> int:
+        """Rows this run wrote to the store (every status)."""
+        return sum(self.done.values())
 
     def lines(self) -> list[str]:
-        c, d = self.store_counts, self.done
-        out = [
-            f"{self.dataset}: {self.listed} videos listed, {self.skipped} already in the store, "
-            f"{sum(d.values())} processed in {self.seconds:.1f} s ({self.frames} frames)",
-            f"store {self.store}: ok {c['ok']}, failed {c['failed']}, missing {c['missing']}, too short {c['too_short']}",
-        ]
-        if self.failed or c["too_short"]:
+        c = self.store_counts
+        if self.interrupted:
+            out = [f"{self.dataset}: interrupted after {self.seconds:.1f} s: {self.written} videos ({self.frames} frames) "
+                   f"were written to the store before the interrupt and are kept; rerun the same command to continue"]
+        else:
+            out = [f"{self.dataset}: {self.listed} videos listed, {self.skipped} already in the store, "
+                   f"{self.written} processed in {self.seconds:.1f} s ({self.frames} frames)"]
+        out.append(f"store {self.store}: ok {c['ok']}, failed {c['failed']}, missing {c['missing']}, "
+                   f"too short {c['too_short']}")
+        if self.vanished:
+            eg = ", ".join(self.vanished[:3]) + (", ..." if len(self.vanished) > 3 else "")
+            out.append(f"missing now: {len(self.vanished)} videos ok in the store are gone from {self.root} ({eg}); "
+                       f"their stored frames were kept, not replaced (is the drive mounted, is ROOT right?)")
+        if c["failed"] + c["missing"] or c["too_short"]:
             out.append(f"list them: v3s-prep info {self.store} --failures")
         return out
 
 
-def source_stat(path: Path) -> tuple[int, int]:
+class ExtractInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped an extraction; `summary` says what was written to the store before it (all kept)."""
+
+    def __init__(self, summary: Summary) -> None:
+        super().__init__(summary.lines()[0])
+        self.summary = summary
+
+
+def source_stat(path: str | os.PathLike) -> tuple[int, int]:
     """(size, mtime_ns) of a source, following links; (-1, -1) when it does not exist (or dangles)."""
     try:
         s = os.stat(path)
@@ -169,77 +203,74 @@ def _json(splits) -> str:
     return json.dumps(dict(splits), sort_keys=True)
 
 
-class ShardWriter:
-    """The single writer: batches finished videos and writes them as write-once shards of one dataset."""
+def check_root(root: Path, manifest: DatasetManifest) -> None:
+    """Refuse a root under which none of the listed videos exists (a wrong folder, an empty mount point, another
+    --dataset), before anything is written: it would record every video as missing.
 
-    def __init__(self, dataset_dir: Path, dataset: str, attrs: dict[str, object], next_index: int,
-                 max_bytes: int, max_seconds: float) -> None:
-        self.dir, self.dataset, self.attrs = dataset_dir, dataset, attrs
-        self.next_index, self.max_bytes, self.max_seconds = next_index, max_bytes, max_seconds
-        self.rows: list[dict[str, object]] = []
-        self.data: list[bytes] = []
-        self.offsets: list[np.ndarray] = []
-        self.pending_bytes = 0
-        self.oldest = 0.0
-
-    def add(self, row: dict[str, object], data: bytes, offsets: np.ndarray) -> None:
-        if not self.rows:
-            self.oldest = time.monotonic()
-        self.rows.append(row)
-        self.data.append(data)
-        self.offsets.append(offsets)
-        self.pending_bytes += len(data)
-        if self.pending_bytes >= self.max_bytes or time.monotonic() - self.oldest >= self.max_seconds:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.rows:
-            return
-        st.write_shard(self.dir / st.shard_name(self.next_index), self.dataset, self.attrs, self.rows,
-                       self.data, self.offsets)
-        self.next_index += 1
-        self.rows, self.data, self.offsets, self.pending_bytes = [], [], [], 0
+    Raises:
+        ValueError: naming the root, the dataset and the layout it expected.
+    """
+    if not manifest.entries:
+        return
+    base = str(root)
+    if any(os.path.lexists(os.path.join(base, e.rel_path)) for e in manifest.entries):
+        return
+    first = manifest.entries[0].rel_path
+    raise ValueError(f"dataset root {base!r} does not look like {manifest.name}: none of the {len(manifest.entries):,} "
+                     f"listed videos exists under it (expected {LAYOUTS.get(manifest.name, 'see docs/datasets.md')}, "
+                     f"e.g. {os.path.join(base, first)}); check ROOT and --dataset. Nothing was written.")
 
 
-class _Progress:
-    """tqdm on a terminal; plain lines every few seconds otherwise (logs, CI); nothing when quiet."""
+@dataclass
+class Plan:
+    """What a run has to do: the entries to decode, how many are current in the store, which vanished."""
 
-    def __init__(self, total: int, label: str, quiet: bool) -> None:
-        self.total, self.label, self.quiet = total, label, quiet
-        self.n, self.failures, self.t0, self.last = 0, 0, time.monotonic(), 0.0
-        self.bar = None
-        if not quiet and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=label, unit="video", file=sys.stderr, dynamic_ncols=True)
-
-    def update(self, status: str) -> None:
-        self.n += 1
-        self.failures += status in ("failed", "missing")
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(failed=self.failures, refresh=False)
-        elif not self.quiet and (time.monotonic() - self.last >= 10 or self.n == self.total):
-            self.last = time.monotonic()
-            rate = self.n / max(self.last - self.t0, 1e-9)
-            eta = (self.total - self.n) / rate if rate > 0 else 0
-            print(f"{self.label}: {self.n}/{self.total} videos, {rate:.1f} videos/s, ETA {eta:.0f} s, "
-                  f"{self.failures} failed", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+    todo: list[Entry]
+    skipped: int
+    vanished: list[str]  # rel_paths ok in the store whose source is gone: kept, not decoded
+    stored_ok: set[str]  # rel_paths in `todo` that are ok in the store now
 
 
-def _lock(store: Path):
-    """Refuse a second concurrent writer to one store (the lock goes with the process, even on kill -9)."""
-    fh = open(store / ".lock", "w")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        fh.close()
-        raise ValueError(f"store {str(store)!r} is being written by another process") from None
-    return fh
+def plan_extract(table: st.VideoTable, entries: Sequence[Entry], root: Path) -> Plan:
+    """Compare every listed video with its stored row: decode again only what changed (one stat per video).
+
+    A stored row is current when the source's size and mtime, the label, class and split membership all equal
+    the manifest's. A video ok in the store whose source no longer exists is never decoded again: a vanished
+    source must not replace good frames.
+
+    Args:
+        table: the dataset's current rows (`load_table`).
+        entries: the manifest's entries.
+        root: the dataset root.
+    """
+    base = str(root)
+    stats = np.array([source_stat(os.path.join(base, e.rel_path)) for e in entries], dtype=np.int64).reshape(-1, 2)
+    pos = table.find([e.rel_path for e in entries])
+    have = pos >= 0
+    current = np.zeros(len(entries), dtype=bool)
+    stored_ok = np.zeros(len(entries), dtype=bool)
+    if have.any():
+        c, p = table.cols, np.where(have, pos, 0)
+        class_code = {v: i for i, v in enumerate(table.values["class_name"].tolist())}
+        split_code = {v: i for i, v in enumerate(table.values["splits"].tolist())}
+        memo: dict[tuple, int] = {}  # a few distinct memberships: encode each once
+
+        def code(e: Entry) -> int:
+            k = tuple(e.splits.items())
+            if k not in memo:
+                memo[k] = split_code.get(_json(e.splits), -1)
+            return memo[k]
+
+        splits = np.array([code(e) for e in entries])
+        current = have & (c["src_bytes"][p] == stats[:, 0]) & (c["src_mtime_ns"][p] == stats[:, 1]) \
+            & (c["label"][p] == np.array([e.label for e in entries])) & (c["splits"][p] == splits) \
+            & (c["class_name"][p] == np.array([class_code.get(e.class_name, -1) for e in entries]))
+        stored_ok = have & (c["status"][p] == 0)
+    gone = stored_ok & ~current & (stats[:, 0] < 0)
+    todo = np.flatnonzero(~current & ~gone)
+    return Plan(todo=[entries[i] for i in todo], skipped=int(current.sum()),
+                vanished=[entries[i].rel_path for i in np.flatnonzero(gone)],
+                stored_ok={entries[i].rel_path for i in todo if stored_ok[i]})
 
 
 def run_extract(cfg: ExtractConfig, on_result: Callable[[dict[str, object]], None] | None = None) -> Summary:
@@ -250,67 +281,61 @@ def run_extract(cfg: ExtractConfig, on_result: Callable[[dict[str, object]], Non
         on_result: called with each row as it is recorded (tests, custom logging).
     Returns:
         the Summary; `summary.failed` > 0 means some listed videos are failed or missing.
+    Raises:
+        ExtractInterrupted: on Ctrl-C, after every finished video was written; it carries the Summary.
     """
     t0 = time.monotonic()
     root = Path(cfg.root)
     if not root.is_dir():
         raise FileNotFoundError(f"dataset root {str(root)!r} is not a directory")
     manifest = load_manifest(root, cfg.dataset, splits_dir=cfg.splits_dir)
-    store = st.init_store(cfg.out)
-    lock = _lock(store)
+    check_root(root, manifest)
+    store = init_store(cfg.out)
+    lock = lock_store(store)
     try:
         ddir = store / cfg.dataset
-        ddir.mkdir(exist_ok=True)
-        for p in ddir.glob("*" + st.PARTIAL_SUFFIX):  # what a killed run left half-written
-            p.unlink()
-        index = st.load_dataset_index(ddir)
-        old = index.attrs.get("settings")
+        table = prepare_dataset(store, cfg.dataset)
+        old = table.attrs.get("settings")
         if old is not None and old != cfg.settings:
             raise ValueError(f"store {cfg.out!r} holds {cfg.dataset!r} extracted with {old}; this run asks for "
                              f"{cfg.settings}: use another --out")
-        summary = Summary(dataset=cfg.dataset, store=str(cfg.out), listed=len(manifest.entries))
-        todo = []
-        for e in manifest.entries:
-            rec = index.records.get(e.rel_path)
-            if rec is not None and _current(rec[1], root / e.rel_path, e):
-                summary.skipped += 1
-            else:
-                todo.append(e)
-        last = st.shard_paths(ddir)
-        next_index = int(last[-1].name[len(st.SHARD_PREFIX) : -len(st.SHARD_SUFFIX)]) + 1 if last else 0
+        plan = plan_extract(table, manifest.entries, root)
+        summary = Summary(dataset=cfg.dataset, store=str(cfg.out), root=str(root), listed=len(manifest.entries),
+                          skipped=plan.skipped, vanished=plan.vanished)
         attrs = {"classes": list(manifest.classes), "split_ids": list(manifest.split_ids),
                  "settings": cfg.settings, "root": str(root.resolve()), "splits_from": manifest.splits_from}
-        writer = ShardWriter(ddir, cfg.dataset, attrs, next_index, cfg.shard_bytes, cfg.shard_seconds)
-        progress = _Progress(len(todo), f"extract {cfg.dataset}", cfg.quiet)
+        writer = ShardWriter(ddir, cfg.dataset, attrs, next_shard_index(ddir), cfg.shard_bytes, cfg.shard_seconds)
+        progress = Progress(len(plan.todo), f"extract {cfg.dataset}", cfg.quiet)
         try:
-            for row, data, offsets in _run_parallel(cfg, todo):
+            for row, data, offsets in _run_parallel(cfg, plan.todo):
+                progress.update(row["status"] in ("failed", "missing"))
+                if row["status"] == "missing" and row["rel_path"] in plan.stored_ok:
+                    summary.vanished.append(str(row["rel_path"]))  # gone since the plan: keep the stored frames
+                    continue
                 writer.add(row, data, offsets)
                 summary.done[row["status"]] += 1
                 summary.frames += int(row["num_frames"])
-                progress.update(str(row["status"]))
                 if on_result is not None:
                     on_result(row)
+        except KeyboardInterrupt:
+            summary.interrupted = True
         finally:
             # Every pending row is a complete video: keep them even when the run is interrupted.
-            writer.flush()
+            writer.close()
             progress.close()
-        if not index.shards and writer.next_index == 0:
+        if not table.shards and not writer.written and not st.read_record(ddir):
             # An empty manifest still registers the dataset (classes, splits) in the store.
-            st.write_shard(ddir / st.shard_name(0), cfg.dataset, attrs, [], [], [])
-        final = st.load_dataset_index(ddir)
-        for e in manifest.entries:
-            summary.store_counts[str(final.records[e.rel_path][1]["status"])] += 1
+            write_shard(ddir / st.shard_name(0), cfg.dataset, attrs, [], [], [])
+        final = st.load_table(ddir)
+        pos = final.find([e.rel_path for e in manifest.entries])
+        counts = np.bincount(final.cols["status"][pos[pos >= 0]], minlength=len(st.STATUSES))
+        summary.store_counts = {s: int(n) for s, n in zip(st.STATUSES, counts)}
     finally:
         lock.close()
     summary.seconds = time.monotonic() - t0
+    if summary.interrupted:
+        raise ExtractInterrupted(summary)
     return summary
-
-
-def _current(row: dict[str, object], path: Path, entry: Entry) -> bool:
-    """True when a stored row still describes the source and the manifest entry (no need to decode again)."""
-    size, mtime = source_stat(path)
-    return (row["src_bytes"], row["src_mtime_ns"]) == (size, mtime) and row["label"] == entry.label and \
-        row["class_name"] == entry.class_name and row["splits"] == _json(entry.splits)
 
 
 def _run_parallel(cfg: ExtractConfig, todo: list[Entry]) -> Iterator[tuple[dict[str, object], bytes, np.ndarray]]:
@@ -327,7 +352,8 @@ def _run_parallel(cfg: ExtractConfig, todo: list[Entry]) -> Iterator[tuple[dict[
             for e in todo:
                 yield process_video(cfg.root, e, cfg.height, cfg.width, cfg.quality, cfg.min_frames)
             return
-        yield from Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")(tasks)
+        yield from Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered",
+                            initializer=exit_with_parent, initargs=(os.getpid(),))(tasks)
         return
     from distributed import Client
 

@@ -32,7 +32,7 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, 
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def extract(root, dataset, out, splits_dir, size, jobs, backend, scheduler, min_frames, quality, quiet) -> None:
     """Decode every video of ROOT into the frame store OUT (resumable: rerun the same command after a crash)."""
-    from .extract import ExtractConfig, run_extract
+    from .extract import ExtractConfig, ExtractInterrupted, run_extract
 
     try:
         cfg = ExtractConfig(root=root, dataset=dataset, out=out, splits_dir=splits_dir, height=size[0], width=size[1],
@@ -41,6 +41,10 @@ def extract(root, dataset, out, splits_dir, size, jobs, backend, scheduler, min_
         summary = run_extract(cfg)
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:
         raise click.ClickException(str(e)) from None
+    except ExtractInterrupted as e:
+        for line in e.summary.lines():
+            click.echo(line, err=True)
+        sys.exit(130)
     for line in summary.lines():
         click.echo(line)
     if summary.failed:
@@ -53,7 +57,8 @@ def extract(root, dataset, out, splits_dir, size, jobs, backend, scheduler, min_
 @click.option("--failures", is_flag=True, help="Also list videos that are not ok, with reasons.")
 def info(store, as_json, failures) -> None:
     """Counts per dataset: videos ok / failed / missing / too short, frames, bytes per frame, size, splits."""
-    from ..shared.store import Store, summarize_store
+    from ..shared.store import Store
+    from .store_report import summarize_store
 
     try:
         report = summarize_store(store)
@@ -84,10 +89,11 @@ def info(store, as_json, failures) -> None:
 @click.argument("store", type=click.Path())
 def verify(store) -> None:
     """Decode every stored frame and check it against the manifest; exit 1 naming damaged videos."""
-    from ..shared.store import Store, verify_store
+    from ..shared.store import Store
+    from .store_report import verify_store
 
     try:
-        problems = verify_store(store)
+        problems = verify_store(store, quiet=False)
     except (ValueError, FileNotFoundError) as e:
         click.echo(f"damaged: {e}", err=True)
         sys.exit(1)

@@ -1,7 +1,8 @@
 """Writing files so that a reader, or a run killed mid-write, sees the old file or the new one, never a torn one.
 
-Every file this project writes that someone may read while it changes goes through `atomic_write`: checkpoints,
-the store's `store.json` and shards, the feature cache, results.json, run configs.
+Every file this project writes that someone may read while it changes goes through `atomic_write` (or
+`atomic_write_path`, for writers such as h5py that need a file name): checkpoints, the store's `store.json`,
+shards, shard records and indexes, the feature cache, results.json, run configs.
 """
 from __future__ import annotations
 
@@ -24,6 +25,38 @@ def fsync_dir(folder: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def atomic_write_path(path: str | os.PathLike, fill: Callable[[Path], Any], sync_dir: bool = False) -> Path:
+    """Let `fill` create a temp file by name in `path`'s folder, fsync it, then rename it over `path`.
+
+    For writers that need a file name rather than an open file (h5py). On any error (or KeyboardInterrupt) the
+    temp file is removed and `path` keeps its old content. Temp files are named `.<name>.<random>.tmp`; one left
+    by a process killed with kill -9 is never mistaken for `path`.
+
+    Args:
+        path: the file to write; its folder must exist.
+        fill: called with the temp file's path (an empty file that it may truncate), writes the whole content.
+        sync_dir: also fsync the folder, so that the rename itself survives a crash.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        fill(Path(tmp))
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    if sync_dir:
+        fsync_dir(path.parent)
+    return path
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any], sync_dir: bool = False) -> Path:
     """Fill a temp file in `path`'s folder with `write`, flush and fsync it, then rename it over `path`.
 
@@ -34,21 +67,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any], sync
         write: called with the open binary temp file, writes the whole content.
         sync_dir: also fsync the folder, so that the rename itself survives a crash.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def fill(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    if sync_dir:
-        fsync_dir(path.parent)
-    return path
+
+    return atomic_write_path(path, fill, sync_dir)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from v3s.preprocess.store_writer import init_store, write_shard
 from v3s.shared import store as st
 from v3s.shared.clips import EvalClips, PretextClips, TrainClips
 from v3s.shared.labels import LabelSpace
@@ -32,7 +33,7 @@ def frame_index(frame: np.ndarray) -> int:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> st.Store:
-    root = st.init_store(tmp_path_factory.mktemp("store") / "s")
+    root = init_store(tmp_path_factory.mktemp("store") / "s")
     (root / "toy").mkdir()
     rows, blobs, offsets = [], [], []
     for rel, (n, label, role) in VIDEOS.items():
@@ -44,7 +45,7 @@ def store(tmp_path_factory) -> st.Store:
                          splits=json.dumps({"1": role}), num_frames=n, fps=25.0, height=H, width=W, src_height=H,
                          src_width=W, src_codec="synthetic", src_rotation=0, src_bytes=-1, src_mtime_ns=-1))
     attrs = {"classes": ["a", "b"], "split_ids": ["1"], "settings": {"height": H, "width": W}}
-    st.write_shard(root / "toy" / st.shard_name(0), "toy", attrs, rows, blobs, offsets)
+    write_shard(root / "toy" / st.shard_name(0), "toy", attrs, rows, blobs, offsets)
     return st.Store(root)
 
 

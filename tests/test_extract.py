@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -14,7 +15,8 @@ import numpy as np
 import pytest
 
 from v3s.preprocess.extract import ExtractConfig, run_extract
-from v3s.shared.store import Store, read_shard_table, shard_paths, verify_store
+from v3s.preprocess.store_report import verify_store
+from v3s.shared.store import Store, read_shard_table, shard_paths
 
 PREP = [str(Path(sys.executable).with_name("v3s-prep"))]  # the installed console script
 H, W = 48, 64  # small stored size keeps the tests fast; the default 128x171 is exercised in test_store
@@ -324,3 +326,165 @@ def test_dask_backend_local_cluster(many_root, tmp_path):
                                             width=W, backend="dask", scheduler=cluster.scheduler_address, quiet=True))
     assert summary.done["ok"] == 60 and summary.failed == 0
     assert verify_store(tmp_path / "s") == []
+
+
+# ---------------------------------------------------------------------------------------------------------
+def _copy_raw(tiny_ucf_store: str, dest: Path) -> Path:
+    """A copy of the synthetic UCF101-layout root behind `tiny_ucf_store` (4 classes x 6 videos, split lists)."""
+    shutil.copytree(Path(tiny_ucf_store).parent / "raw", dest, symlinks=True)
+    return dest
+
+
+def test_vanished_sources_never_replace_good_frames(tiny_ucf_store, tmp_path):
+    root = _copy_raw(tiny_ucf_store, tmp_path / "raw")
+    out = tmp_path / "store"
+    args = ["extract", str(root), "--dataset", "ucf101", "--out", str(out), "--size", f"{H}x{W}", "--jobs", "1", "--quiet"]
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    before = {v.key: v for v in Store(out).videos("ucf101")}
+    assert len(before) == 24
+    gone = sorted(p for p in root.iterdir() if p.is_dir() and p.name != "ucfTrainTestlist")[0]
+    moved = gone.rename(tmp_path / gone.name)  # one class folder unmounted / renamed
+    r = run_cli(*args)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "missing now: 6 videos ok in the store are gone from" in r.stdout and "were kept" in r.stdout
+    s = Store(out)
+    assert {v.key: v for v in s.videos("ucf101")} == before  # all 24 still ok, none replaced by a missing row
+    key = next(k for k in before if f"/{gone.name}/" in k)
+    assert s.read_frames(key, [0]).shape == (1, H, W, 3)
+    assert verify_store(out) == []
+    # A root that holds none of the listed videos is refused before anything is written.
+    shards = sorted(p.name for p in (out / "ucf101").iterdir())
+    for p in root.iterdir():
+        if p.is_dir() and p.name != "ucfTrainTestlist":
+            p.rename(tmp_path / p.name)
+    r = run_cli(*args)
+    assert r.returncode == 1 and "does not look like ucf101" in r.stderr and "ROOT/<Class>/v_<Class>_gXX_cYY.avi" in r.stderr
+    assert sorted(p.name for p in (out / "ucf101").iterdir()) == shards and len(Store(out).videos("ucf101")) == 24
+    for p in tmp_path.iterdir():
+        if p.is_dir() and p.name not in ("raw", "store"):
+            p.rename(root / p.name)
+    again = run_cli(*args)
+    assert again.returncode == 0 and "24 already in the store, 0 processed" in again.stdout, again.stdout
+    assert moved.name in {p.name for p in root.iterdir()}
+
+
+def test_root_that_matches_nothing_is_refused(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "store"
+    with pytest.raises(ValueError, match=r"does not look like ucf101: none of the 13,320 listed videos") as e:
+        run_extract(ExtractConfig(root=str(empty), dataset="ucf101", out=str(out), jobs=1, quiet=True))
+    assert "ROOT/<Class>/v_<Class>_gXX_cYY.avi" in str(e.value) and str(empty / "ApplyEyeMakeup") in str(e.value)
+    assert not out.exists()  # nothing was written
+    r = run_cli("extract", str(empty), "--dataset", "hmdb51", "--out", str(out))
+    assert r.returncode == 1 and "does not look like hmdb51" in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                fields = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+@pytest.mark.parametrize("when", ["starting", "decoding"])
+def test_workers_exit_when_extract_is_killed(many_root, tmp_path, when):
+    """kill -9 of the extract process alone (not its group), while its loky workers start or while they decode:
+    the workers and their ffmpeg follow it within seconds."""
+    proc = subprocess.Popen([*PREP, "extract", str(many_root), "--dataset", "folder", "--out", str(tmp_path / "s"),
+                             "--size", f"{H}x{W}", "--jobs", "2", "--quiet"])
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            workers = _descendants(proc.pid)
+            if when == "starting" and sum("popen_loky" in _cmdline(p) for p in workers) >= 2:
+                break
+            if when == "decoding" and any("ffmpeg" in _cmdline(p) for p in workers) and len(workers) >= 4:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run finished before it could be killed: give it more work"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        t0 = time.monotonic()
+        while any(_alive(p) for p in workers) and time.monotonic() - t0 < 5:
+            time.sleep(0.05)
+        left = [(p, _cmdline(p)[:80]) for p in workers if _alive(p)]
+        assert not left, f"still running {time.monotonic() - t0:.1f} s after the kill: {left}"
+    finally:
+        for p in workers:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
+
+
+def test_ctrl_c_says_what_was_kept(many_root, tmp_path):
+    out = tmp_path / "s"
+    args = ["extract", str(many_root), "--dataset", "folder", "--out", str(out), "--size", f"{H}x{W}", "--jobs", "2",
+            "--quiet"]
+    proc = subprocess.Popen([*PREP, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, decoders = time.monotonic() + 60, set()
+    # Wait until a few videos are done (one ffmpeg per video); they wait in memory for the first shard.
+    while time.monotonic() < deadline and proc.poll() is None and len(decoders) < 6:
+        decoders.update(p for p in _descendants(proc.pid) if "ffmpeg" in _cmdline(p))
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be interrupted: give it more work"
+    os.kill(proc.pid, signal.SIGINT)  # Ctrl-C
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stdout + stderr
+    m = re.search(r"interrupted after [\d.]+ s: (\d+) videos \((\d+) frames\) were written to the store before the "
+                  r"interrupt and are kept; rerun the same command to continue", stderr)
+    assert m, stderr
+    kept = int(m.group(1))
+    assert 0 < kept < 60 and int(m.group(2)) == 100 * kept
+    assert f"ok {kept}, failed 0" in stderr
+    assert len(Store(out).videos("folder")) == kept
+    r = run_cli(*args)
+    assert r.returncode == 0 and f"{kept} already in the store, {60 - kept} processed" in r.stdout
+
+
+def test_interrupt_raises_with_the_summary(many_root, tmp_path):
+    """The library side of Ctrl-C: ExtractInterrupted (a KeyboardInterrupt) carries what was written."""
+    from v3s.preprocess.extract import ExtractInterrupted
+
+    seen = []
+
+    def stop_after_three(row):
+        seen.append(row["rel_path"])
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(ExtractInterrupted) as e:
+        run_extract(ExtractConfig(root=str(many_root), dataset="folder", out=str(tmp_path / "s"), height=H, width=W,
+                                  jobs=1, quiet=True), on_result=stop_after_three)
+    summary = e.value.summary
+    assert isinstance(e.value, KeyboardInterrupt) and summary.interrupted and summary.written == 3
+    assert summary.store_counts["ok"] == 3 and len(Store(tmp_path / "s").videos("folder")) == 3
+    assert "3 videos (300 frames) were written to the store before the interrupt" in summary.lines()[0]

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from v3s.preprocess.extract import ExtractConfig, run_extract
-from v3s.shared.store import SCHEMA_VERSION, Store, VideoInfo, shard_paths, summarize_store, verify_store
+from v3s.preprocess.store_report import summarize_store, verify_store
+from v3s.shared.store import SCHEMA_VERSION, Store, VideoInfo, shard_paths
 
 H, W = 64, 96
 PREP = str(Path(sys.executable).with_name("v3s-prep"))
@@ -211,3 +212,22 @@ def test_info_counts(store):
     assert r.returncode == 0 and json.loads(r.stdout)["datasets"]["folder"]["frames"] == 75
     r = subprocess.run([PREP, "info", str(store)], capture_output=True, text=True)
     assert "folder: ok 3" in r.stdout and "split 1: test 1, train 2" in r.stdout
+
+
+def test_verify_reports_progress(store, capfd):
+    assert verify_store(store, quiet=False) == []
+    err = capfd.readouterr().err
+    assert "verify folder: 3/3 videos" in err and "0 damaged" in err and "verify ucf101: 1/1 videos" in err
+    assert verify_store(store) == [] and capfd.readouterr().err == ""  # quiet by default
+    r = subprocess.run([PREP, "verify", str(store)], capture_output=True, text=True)
+    assert r.returncode == 0 and "verify folder: 3/3 videos" in r.stderr and "\r" not in r.stderr
+
+
+def test_scale_bench_smoke(reference_videos):
+    """bench/bench_store_scale.py end to end at a tiny size (the 240,000-video run is in docs/store.md)."""
+    bench = Path(__file__).resolve().parents[1] / "bench" / "bench_store_scale.py"
+    r = subprocess.run([sys.executable, str(bench), "--videos", "900", "--shards", "3", "--ucf-videos", "200",
+                        "--ucf-shards", "2", "--clips", "8", "--baseline-rev", "", "--reference", str(reference_videos)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "| `Store(path)` |" in r.stdout and "825 train in split 1" in r.stdout and "rerun exit status 0" in r.stdout
