@@ -105,7 +105,7 @@ def main() -> None:
         if path is None:
             generate(SynthConfig(layout="ucf101", classes=4, videos_per_class=8, size=(128, 172), seed=0), Path(tmp) / "raw")
             run_extract(ExtractConfig(root=str(Path(tmp) / "raw"), dataset="ucf101", out=str(Path(tmp) / "store"),
-                                      height=128, width=171, quiet=True))
+                                      size=(128, 171), quiet=True))
             path = str(Path(tmp) / "store")
         store = Store(path)
         base = None

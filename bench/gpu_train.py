@@ -216,7 +216,7 @@ def make_store(args, root: Path) -> str:
                          size=(args.frame_h + args.frame_h % 2, args.frame_w + args.frame_w % 2), seed=0),
              root / "raw", jobs=jobs)
     run_extract(ExtractConfig(root=str(root / "raw"), dataset=args.dataset, out=str(root / "store"),
-                              height=args.frame_h, width=args.frame_w, jobs=jobs, quiet=True))
+                              size=(args.frame_h, args.frame_w), jobs=jobs, quiet=True))
     return str(root / "store")
 
 

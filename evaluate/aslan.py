@@ -114,12 +114,27 @@ def load_video_features(path: str | os.PathLike, layers: Sequence[str] | None = 
         return {k: z[k] for k in layers}, [str(s) for s in z[IDS_KEY].tolist()]
 
 
-def resolve_pairs(cfg: AslanConfig, store: Store | None, log: Callable[[str], None] | None) -> AslanConfig:
-    """--pairs, else the pairs file recorded with the dataset when its folder was extracted."""
+def resolve_pairs(cfg: AslanConfig, store: Store | None, log: Callable[[str], None] | None) -> tuple[list, str]:
+    """(the View-2 pairs, what they are called): the --pairs file, else the pairs recorded with the dataset when
+    its ASLAN folder was extracted.
+
+    Raises:
+        ValueError: no --pairs and none recorded (or --features, which has no store), or a file with no pairs.
+    """
     if cfg.pairs is not None:
-        check_path(cfg.pairs, "file", "--pairs")
-        return cfg
-    raise ValueError("no --pairs given: pass the ASLAN folder's View2.mat or pairs.csv")
+        pairs = read_pairs(check_path(cfg.pairs, "file", "--pairs"))
+        if not pairs:
+            raise ValueError(f"pairs file {cfg.pairs} holds no pairs")
+        return list(pairs), str(cfg.pairs)
+    if store is None:
+        raise ValueError("--features needs --pairs (the View2.mat or pairs.csv its ids refer to)")
+    pairs = store.pairs(cfg.dataset)
+    if not pairs:
+        raise ValueError(f"no --pairs given, and {cfg.dataset!r} in store {cfg.store} has no pairs recorded (it was "
+                         "not extracted from an ASLAN folder with View2.mat or pairs.csv); pass --pairs FILE")
+    if log:
+        log(f"pairs: the {len(pairs)} pairs recorded with {cfg.dataset!r} in the store (--pairs to use a file)")
+    return list(pairs), f"{cfg.dataset} in {cfg.store}"
 
 
 def run_aslan(cfg: AslanConfig, log: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -138,10 +153,7 @@ def run_aslan(cfg: AslanConfig, log: Callable[[str], None] | None = None) -> dic
     if not cfg.features:
         cfg, loaded = resolve_model(cfg, log=log)
         cfg, store = resolve_store(cfg, loaded, log)
-    cfg = resolve_pairs(cfg, store, log)
-    pairs = read_pairs(cfg.pairs)
-    if not pairs:
-        raise ValueError(f"pairs file {cfg.pairs} holds no pairs")
+    pairs, pairs_from = resolve_pairs(cfg, store, log)
     needed = sorted({s for p in pairs for s in (p.first, p.second)})
     notes: list[str] = []
     model_info: dict[str, Any]
@@ -151,13 +163,13 @@ def run_aslan(cfg: AslanConfig, log: Callable[[str], None] | None = None) -> dic
         feats, ids = load_video_features(cfg.features, cfg.layers)
         missing = sorted(set(needed) - {sample_id(s) for s in ids})
         if missing:
-            raise ValueError(f"{len(missing)} sample(s) named in {cfg.pairs} have no row in {cfg.features}, "
+            raise ValueError(f"{len(missing)} sample(s) named in {pairs_from} have no row in {cfg.features}, "
                              f"e.g. {missing[:5]}")
         model_info = {"kind": "features", "features": str(cfg.features)}
         out = check_path(cfg.out or Path(cfg.features).resolve().parent / f"aslan-{Path(cfg.features).stem}",
                          "out-dir", "--out")
     else:
-        out = output_dir(cfg, loaded, f"aslan-{Path(cfg.pairs).stem}")
+        out = output_dir(cfg, loaded, f"aslan-{Path(cfg.pairs).stem if cfg.pairs else cfg.dataset}")
         layers = list(cfg.layers or DEFAULT_LAYERS)
         bad = [t for t in layers if t not in loaded.backbone.tap_names]
         if bad:
@@ -170,7 +182,7 @@ def run_aslan(cfg: AslanConfig, log: Callable[[str], None] | None = None) -> dic
         if missing:
             failed = {Path(f["rel_path"]).stem: f["status"] for f in store.failures(cfg.dataset)}
             why = ", ".join(f"{s} ({failed.get(s, 'absent')})" for s in missing[:5])
-            raise ValueError(f"{len(missing)} sample(s) named in {cfg.pairs} are not ok videos of {cfg.dataset!r} in "
+            raise ValueError(f"{len(missing)} sample(s) named in {pairs_from} are not ok videos of {cfg.dataset!r} in "
                              f"store {cfg.store}: {why}")
         videos = [by_id[s] for s in needed]
         geometry = clip_geometry(cfg, loaded)
@@ -195,7 +207,7 @@ def run_aslan(cfg: AslanConfig, log: Callable[[str], None] | None = None) -> dic
     return write_results(out, {
         "task": "aslan",
         "model": model_info,
-        "pairs": str(cfg.pairs),
+        "pairs": pairs_from,
         "n_pairs": len(pairs),
         "n_videos": len(ids),
         "n_folds": int(result.fold_ids.size),

@@ -78,24 +78,10 @@ def file_sha256(path: str | os.PathLike, memo_dir: str | os.PathLike | None = No
 
 
 def store_fingerprint(store: Store, dataset: str) -> str:
-    """sha256 of what a dataset's frames depend on: extraction settings, classes, every video row, shard sizes.
-
-    Re-extracting a video writes a new shard and changes its row; re-extracting at another size or quality
-    changes the settings; so a changed store gets a new fingerprint without hashing gigabytes of JPEGs.
-
-    Args:
-        store: the opened store.
-        dataset: a dataset in it.
-    """
-    rows = store.records(dataset)
-    shards = sorted({r["shard"] for r in rows})
-    doc = {
-        "settings": store.settings(dataset),
-        "classes": list(store.classes(dataset)),
-        "rows": rows,
-        "shard_bytes": {s: (store.path / dataset / s).stat().st_size for s in shards},
-    }
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+    """What a dataset's frames depend on (extraction settings, classes, every current row, shard files), as a
+    sha256 (`Store.fingerprint`): a re-extracted video or another size gives a new cache key without hashing
+    gigabytes of JPEGs."""
+    return store.fingerprint(dataset)
 
 
 def model_identity(loaded: LoadedModel) -> dict[str, Any]:

@@ -103,8 +103,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, A
 
     def extract() -> None:
         for root, name in ((data, "ucf101"), (aslan_data, "aslan")):
-            summary = run_extract(ExtractConfig(root=str(root), dataset=name, out=str(store), height=height,
-                                                width=width, jobs=cfg.jobs, quiet=True))
+            summary = run_extract(ExtractConfig(root=str(root), dataset=name, out=str(store), size=(height, width),
+                                                jobs=cfg.jobs, quiet=True))
             if summary.failed:
                 raise RuntimeError(f"extracting {root} failed for {summary.failed} videos; see `v3s-prep info {store} --failures`")
     clock("extract", extract)

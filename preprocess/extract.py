@@ -17,67 +17,29 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from ..data_manifest import DatasetManifest, Entry, load_manifest
+from ..data_manifest.detect import infer_dataset
 from ..shared import store as st
+from ..shared import workspace
+from ..shared.paths import check_path
 from ..shared.video import DecodeError, decode_video
+from .config import ExtractConfig
 from .parent_watch import exit_with_parent
 from .progress import Progress
 from .store_writer import ShardWriter, init_store, lock_store, next_shard_index, prepare_dataset, write_shard
 
-BACKENDS = ("loky", "dask")
 
 
-@dataclass(frozen=True)
-class ExtractConfig:
-    """Settings of one `v3s-prep extract` run (the CLI options, one to one).
-
-    Args:
-        root: dataset root.
-        dataset: dataset kind (see v3s.data_manifest.DATASETS).
-        out: the store directory (created if absent; other datasets in it are kept).
-        splits_dir: folder of official split files (None: the root's, else the bundled ones).
-        height, width: stored frame size.
-        jobs: worker processes (loky) or concurrent tasks (dask); -1 = all cores.
-        backend: "loky" or "dask".
-        scheduler: dask scheduler address (backend dask only).
-        min_frames: videos with fewer decoded frames are recorded as too_short.
-        quality: ffmpeg mjpeg -q:v (2 best .. 31).
-        quiet: no progress output.
-        shard_bytes: write a shard once this many JPEG bytes are pending.
-        shard_seconds: ... or once the oldest pending video waited this long (bounds the work a crash loses).
-    """
-
-    root: str
-    dataset: str
-    out: str
-    splits_dir: str | None = None
-    height: int = 128
-    width: int = 171
-    jobs: int = -1
-    backend: str = "loky"
-    scheduler: str | None = None
-    min_frames: int = 16
-    quality: int = 2
-    quiet: bool = False
-    shard_bytes: int = 256 << 20
-    shard_seconds: float = 60.0
-
-    def __post_init__(self) -> None:
-        if self.height < 2 or self.width < 2:
-            raise ValueError(f"frame size {self.height}x{self.width} is too small (need at least 2x2)")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend {self.backend!r} is not one of {BACKENDS}")
-        if self.backend == "dask" and not self.scheduler:
-            raise ValueError("backend 'dask' needs a scheduler address (--scheduler tcp://HOST:PORT)")
-        if not 2 <= self.quality <= 31:
-            raise ValueError(f"quality {self.quality} is not in 2..31 (ffmpeg mjpeg -q:v, lower is better)")
-        if self.min_frames < 1:
-            raise ValueError(f"min_frames {self.min_frames} must be >= 1")
-
-    @property
-    def settings(self) -> dict[str, object]:
-        """What makes two runs produce the same frames (stored in every shard, checked on resume)."""
-        return {"height": self.height, "width": self.width, "quality": self.quality, "min_frames": self.min_frames,
-                "codec": "jpeg", "encoder": "ffmpeg mjpeg yuvj420p"}
+def resolve_extract(cfg: ExtractConfig, log: Callable[[str], None]) -> ExtractConfig:
+    """Fill --dataset (inferred from ROOT) and --out (the workspace's store), saying each choice."""
+    check_path(cfg.root, "dir", "dataset root")
+    if cfg.dataset is None:
+        name, why = infer_dataset(cfg.root)
+        cfg = cfg.replace(dataset=name)
+        log(f"dataset: {name} ({why}; --dataset to choose another)")
+    if cfg.out is None:
+        cfg = cfg.replace(out=str(workspace.default_store()))
+        log(f"store: {cfg.out} (the workspace's; --out to choose another)")
+    return cfg
 
 
 # What each dataset's root looks like (docs/datasets.md), for the error when a root matches none of its videos.
@@ -199,6 +161,12 @@ def process_video(root: str, entry: Entry, height: int, width: int, quality: int
     return row, dec.data, dec.offsets
 
 
+def _pair_row(pair) -> list:
+    """An ASLAN pair as the store records it: [fold, first id, second id, same, first action, second action]."""
+    return [pair.fold, Path(pair.first).stem, Path(pair.second).stem, int(pair.same), pair.first_action,
+            pair.second_action]
+
+
 def _json(splits) -> str:
     return json.dumps(dict(splits), sort_keys=True)
 
@@ -273,21 +241,22 @@ def plan_extract(table: st.VideoTable, entries: Sequence[Entry], root: Path) -> 
                 stored_ok={entries[i].rel_path for i in todo if stored_ok[i]})
 
 
-def run_extract(cfg: ExtractConfig, on_result: Callable[[dict[str, object]], None] | None = None) -> Summary:
+def run_extract(cfg: ExtractConfig, on_result: Callable[[dict[str, object]], None] | None = None,
+                log: Callable[[str], None] | None = None) -> Summary:
     """Extract every listed video of one dataset into the store; skip videos already current there.
 
     Args:
-        cfg: the run's settings.
+        cfg: the run's settings (a None dataset or out takes `resolve_extract`'s choice).
         on_result: called with each row as it is recorded (tests, custom logging).
+        log: told the choices `resolve_extract` makes.
     Returns:
         the Summary; `summary.failed` > 0 means some listed videos are failed or missing.
     Raises:
         ExtractInterrupted: on Ctrl-C, after every finished video was written; it carries the Summary.
     """
     t0 = time.monotonic()
+    cfg = resolve_extract(cfg, log or (lambda line: None))
     root = Path(cfg.root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"dataset root {str(root)!r} is not a directory")
     manifest = load_manifest(root, cfg.dataset, splits_dir=cfg.splits_dir)
     check_root(root, manifest)
     store = init_store(cfg.out)
@@ -303,7 +272,8 @@ def run_extract(cfg: ExtractConfig, on_result: Callable[[dict[str, object]], Non
         summary = Summary(dataset=cfg.dataset, store=str(cfg.out), root=str(root), listed=len(manifest.entries),
                           skipped=plan.skipped, vanished=plan.vanished)
         attrs = {"classes": list(manifest.classes), "split_ids": list(manifest.split_ids),
-                 "settings": cfg.settings, "root": str(root.resolve()), "splits_from": manifest.splits_from}
+                 "settings": cfg.settings, "root": str(root.resolve()), "splits_from": manifest.splits_from,
+                 **({"pairs": [_pair_row(p) for p in manifest.pairs]} if manifest.pairs else {})}
         writer = ShardWriter(ddir, cfg.dataset, attrs, next_shard_index(ddir), cfg.shard_bytes, cfg.shard_seconds)
         progress = Progress(len(plan.todo), f"extract {cfg.dataset}", cfg.quiet)
         try:

@@ -11,11 +11,12 @@ from ..shared.store import RECORD_FILE, SCHEMA_VERSION, STATUSES, ShardError, St
 from .progress import Progress
 
 
-def summarize_store(path: str | os.PathLike) -> dict[str, object]:
+def summarize_store(path: str | os.PathLike, failures: bool = False) -> dict[str, object]:
     """What `v3s-prep info` prints: per dataset counts by status, frames, bytes, per-split counts of ok videos.
 
     Args:
         path: the store directory.
+        failures: also list each dataset's videos that are not ok, with their reasons.
     Raises:
         ValueError: a dataset lacks a recorded shard or does not read (naming the shard file).
     """
@@ -48,9 +49,32 @@ def summarize_store(path: str | os.PathLike) -> dict[str, object]:
             "bytes_per_frame": round(nbytes / frames, 1) if frames else 0.0,
             "size_on_disk": sum(os.stat(i.path).st_size for i in shards), "shards": len(shards), "splits": per_split,
             "settings": s.settings(name), "classes": len(s.classes(name)),
+            **({"failures": s.failures(name)} if failures else {}),
         }
     s.close()
     return out
+
+
+def format_info(report: dict[str, object]) -> str:
+    """`summarize_store`'s report as the lines `v3s-prep info` prints."""
+    lines = [f"store {report['store']} (schema {report['schema_version']})"]
+    for name, d in report["datasets"].items():
+        v, st = d["videos"], d["settings"]
+        lines.append(f"{name}: ok {v['ok']}, failed {v['failed']}, missing {v['missing']}, too short {v['too_short']}; "
+                     f"{d['classes']} classes; {d['frames']} frames at {st.get('height')}x{st.get('width')}, "
+                     f"{d['bytes_per_frame'] / 1024:.2f} KiB/frame, {d['size_on_disk'] / 2**20:.1f} MiB on disk "
+                     f"in {d['shards']} shards")
+        for sid, roles in d["splits"].items():
+            lines.append(f"  split {sid}: " + (", ".join(f"{r} {n}" for r, n in sorted(roles.items())) or "no ok videos"))
+        lines += [f"  {f['status']}: {f['rel_path']}: {f['reason']}" for f in d.get("failures", [])]
+    return "\n".join(lines)
+
+
+def verified_counts(path: str | os.PathLike) -> str:
+    """What a successful verify checked: videos and frames per dataset."""
+    with Store(path) as s:
+        return "; ".join(f"{name} {int(ok.sum())} videos, {int(s.column(name, 'num_frames')[ok].sum())} frames"
+                         for name in s.datasets for ok in [s.column(name, "status") == "ok"])
 
 
 def verify_store(path: str | os.PathLike, quiet: bool = True) -> list[tuple[str, str]]:

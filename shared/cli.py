@@ -112,7 +112,9 @@ def run_or_exit(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call fn; a user's mistake ends the command with "Error: <message>" and exit status 2, Ctrl-C with status 130."""
     try:
         return fn(*args, **kwargs)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        if type(e) is not KeyboardInterrupt:  # a command's own interrupt, carrying what it kept: it says so
+            raise
         click.echo("Interrupted.", err=True)
         sys.exit(130)
     except Exception as e:

@@ -32,6 +32,8 @@ import cv2
 import h5py
 import numpy as np
 
+from ..data_manifest.entries import Pair
+
 FORMAT = "v3s-frame-store"
 SHARD_FORMAT = "v3s-frame-store-shard"
 RECORD_FORMAT = "v3s-frame-store-shard-record"
@@ -471,6 +473,11 @@ class Store:
         """Extraction settings of a dataset (height, width, quality, min_frames, codec)."""
         return dict(self._table(dataset).attrs.get("settings", {}))
 
+    def pairs(self, dataset: str) -> tuple[Pair, ...]:
+        """The ASLAN View-2 pairs recorded when the dataset was extracted (samples as 4-digit ids), () if none."""
+        return tuple(Pair(int(f), str(a), str(b), bool(same), int(x), int(y))
+                     for f, a, b, same, x, y in self._table(dataset).attrs.get("pairs", ()))
+
     def shards(self, dataset: str) -> tuple[ShardInfo, ...]:
         """The shards the dataset's current rows come from, in record order (`path` set)."""
         return self._table(dataset).shards
@@ -692,7 +699,8 @@ class Store:
                 continue
             rgb = decode_jpeg(blob)
             if rgb is None or rgb.shape != (h, w, 3):
-                raise ValueError(f"frame {t} of {key!r} in store {str(self.path)!r} does not decode to {h}x{w}x3")
+                raise ValueError(f"frame {t} of {key!r} in store {str(self.path)!r} does not decode to {h}x{w}x3; "
+                                 f"`v3s-prep verify {self.path}` lists every damaged video")
             out[i] = rgb
             decoded[t] = i
         return out

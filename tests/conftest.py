@@ -53,6 +53,6 @@ def tiny_ucf_store(tmp_path_factory, ffmpeg) -> str:
 
     root = tmp_path_factory.mktemp("tiny_ucf_store")
     generate(SynthConfig(layout="ucf101", classes=4, videos_per_class=6, size=(64, 86), seed=0), root / "raw", jobs=1)
-    run_extract(ExtractConfig(root=str(root / "raw"), dataset="ucf101", out=str(root / "store"), height=48, width=64,
+    run_extract(ExtractConfig(root=str(root / "raw"), dataset="ucf101", out=str(root / "store"), size=(48, 64),
                               jobs=1, quiet=True))
     return str(root / "store")

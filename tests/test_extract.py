@@ -164,7 +164,7 @@ def odd_root(tmp_path_factory, ffmpeg) -> Path:
 def test_odd_but_valid_inputs_extract_correctly(odd_root, tmp_path, ffmpeg, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a `$(touch PWNED)` run through a shell would create ./PWNED here
     out = tmp_path / "store"
-    summary = run_extract(ExtractConfig(root=str(odd_root), dataset="folder", out=str(out), height=H, width=W,
+    summary = run_extract(ExtractConfig(root=str(odd_root), dataset="folder", out=str(out), size=(H, W),
                                         jobs=2, quiet=True))
     assert summary.failed == 0 and summary.store_counts["ok"] == len(ODD) + 1, Store(out).failures("folder")
     assert not (tmp_path / "PWNED").exists() and not (odd_root / "d" / "PWNED").exists()
@@ -201,7 +201,7 @@ def many_root(tmp_path_factory, ffmpeg) -> Path:
 KILLABLE = """
 import sys
 from v3s.preprocess.extract import ExtractConfig, run_extract
-run_extract(ExtractConfig(root=sys.argv[1], dataset="folder", out=sys.argv[2], height=48, width=64, jobs=2,
+run_extract(ExtractConfig(root=sys.argv[1], dataset="folder", out=sys.argv[2], size=(48, 64), jobs=2,
                           quiet=True, shard_bytes=200_000, shard_seconds=0.05))
 """
 
@@ -249,7 +249,7 @@ def test_kill_and_resume(many_root, tmp_path):
 
 def test_rerun_skips_finished_and_redoes_changed(many_root, tmp_path):
     out = tmp_path / "store"
-    cfg = ExtractConfig(root=str(many_root), dataset="folder", out=str(out), height=H, width=W, jobs=2, quiet=True)
+    cfg = ExtractConfig(root=str(many_root), dataset="folder", out=str(out), size=(H, W), jobs=2, quiet=True)
     first = run_extract(cfg)
     assert first.done["ok"] == 60 and first.failed == 0
     t0 = time.monotonic()
@@ -269,7 +269,7 @@ def test_rerun_skips_finished_and_redoes_changed(many_root, tmp_path):
         assert verify_store(out) == []
         # Other settings into the same dataset of the same store are refused, naming the conflict.
         with pytest.raises(ValueError, match="another --out"):
-            run_extract(ExtractConfig(root=str(many_root), dataset="folder", out=str(out), height=H, width=W + 2,
+            run_extract(ExtractConfig(root=str(many_root), dataset="folder", out=str(out), size=(H, W + 2),
                                       jobs=1, quiet=True))
     finally:
         os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns))
@@ -286,10 +286,11 @@ def test_progress_lines_when_not_a_tty(bad_root, tmp_path):
 def test_cli_rejects_bad_options(tmp_path):
     r = run_cli("extract", str(tmp_path), "--dataset", "folder", "--out", str(tmp_path / "s"), "--size", "128by171")
     assert r.returncode == 2 and "128by171" in r.stderr
+    # A user's mistake exits with status 2 in every v3s command (it was 1 in extract alone).
     r = run_cli("extract", str(tmp_path / "nope"), "--dataset", "folder", "--out", str(tmp_path / "s"))
-    assert r.returncode == 1 and "nope" in r.stderr
+    assert r.returncode == 2 and "nope" in r.stderr
     r = run_cli("extract", str(tmp_path), "--dataset", "folder", "--out", str(tmp_path / "s"), "--backend", "dask")
-    assert r.returncode == 1 and "--scheduler" in r.stderr
+    assert r.returncode == 2 and "--scheduler" in r.stderr
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -322,8 +323,7 @@ def test_reference_videos(reference_videos, tmp_path, ffmpeg):
 def test_dask_backend_local_cluster(many_root, tmp_path):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        summary = run_extract(ExtractConfig(root=str(many_root), dataset="folder", out=str(tmp_path / "s"), height=H,
-                                            width=W, backend="dask", scheduler=cluster.scheduler_address, quiet=True))
+        summary = run_extract(ExtractConfig(root=str(many_root), dataset="folder", out=str(tmp_path / "s"), size=(H, W), backend="dask", scheduler=cluster.scheduler_address, quiet=True))
     assert summary.done["ok"] == 60 and summary.failed == 0
     assert verify_store(tmp_path / "s") == []
 
@@ -359,7 +359,7 @@ def test_vanished_sources_never_replace_good_frames(tiny_ucf_store, tmp_path):
         if p.is_dir() and p.name != "ucfTrainTestlist":
             p.rename(tmp_path / p.name)
     r = run_cli(*args)
-    assert r.returncode == 1 and "does not look like ucf101" in r.stderr and "ROOT/<Class>/v_<Class>_gXX_cYY.avi" in r.stderr
+    assert r.returncode == 2 and "does not look like ucf101" in r.stderr and "ROOT/<Class>/v_<Class>_gXX_cYY.avi" in r.stderr
     assert sorted(p.name for p in (out / "ucf101").iterdir()) == shards and len(Store(out).videos("ucf101")) == 24
     for p in tmp_path.iterdir():
         if p.is_dir() and p.name not in ("raw", "store"):
@@ -378,7 +378,7 @@ def test_root_that_matches_nothing_is_refused(tmp_path):
     assert "ROOT/<Class>/v_<Class>_gXX_cYY.avi" in str(e.value) and str(empty / "ApplyEyeMakeup") in str(e.value)
     assert not out.exists()  # nothing was written
     r = run_cli("extract", str(empty), "--dataset", "hmdb51", "--out", str(out))
-    assert r.returncode == 1 and "does not look like hmdb51" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "does not look like hmdb51" in r.stderr and "Traceback" not in r.stderr
     assert not out.exists()
 
 
@@ -482,7 +482,7 @@ def test_interrupt_raises_with_the_summary(many_root, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(ExtractInterrupted) as e:
-        run_extract(ExtractConfig(root=str(many_root), dataset="folder", out=str(tmp_path / "s"), height=H, width=W,
+        run_extract(ExtractConfig(root=str(many_root), dataset="folder", out=str(tmp_path / "s"), size=(H, W),
                                   jobs=1, quiet=True), on_result=stop_after_three)
     summary = e.value.summary
     assert isinstance(e.value, KeyboardInterrupt) and summary.interrupted and summary.written == 3

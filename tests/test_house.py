@@ -62,7 +62,7 @@ def test_the_checker_sees_a_back_edge(tmp_path, monkeypatch):
     assert imported_packages(fake / "x.py", "evaluate") == {("train", 1), ("train", 2), ("evaluate", 3)}
 
 
-@pytest.mark.parametrize("command", ["v3s-train", "v3s-eval"])
+@pytest.mark.parametrize("command", ["v3s-prep", "v3s-train", "v3s-eval"])
 def test_help_loads_no_heavy_library(command):
     """`--help` of every command must not import torch, h5py, scikit-learn or cv2 (it answers instantly)."""
     module = {"v3s-prep": "v3s.preprocess.cli", "v3s-train": "v3s.train.cli", "v3s-eval": "v3s.pipeline.cli"}[command]

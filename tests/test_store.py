@@ -41,10 +41,10 @@ def store(tmp_path_factory, ffmpeg) -> Path:
     (lists / "trainlist01.txt").write_text("jump/j1.avi 1\nrun/r1.avi 2\n")
     (lists / "testlist01.txt").write_text("jump/j2.mp4\n")
     out = tmp_path_factory.mktemp("store") / "s"
-    run_extract(ExtractConfig(root=str(root), dataset="folder", out=str(out), height=H, width=W, jobs=1, quiet=True))
+    run_extract(ExtractConfig(root=str(root), dataset="folder", out=str(out), size=(H, W), jobs=1, quiet=True))
     ucf = tmp_path_factory.mktemp("ucf")
     _clip(ffmpeg, ucf / "ApplyEyeMakeup" / "v_ApplyEyeMakeup_g08_c01.avi", 1.0, "mpeg4")
-    run_extract(ExtractConfig(root=str(ucf), dataset="ucf101", out=str(out), height=H, width=W, jobs=1, quiet=True))
+    run_extract(ExtractConfig(root=str(ucf), dataset="ucf101", out=str(out), size=(H, W), jobs=1, quiet=True))
     return out
 
 

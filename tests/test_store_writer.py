@@ -106,10 +106,8 @@ def test_missing_shard_is_refused_naming_it(store, tmp_path):
     assert [Path(k).name for k, _ in problems] == [shard_name(1)] and "missing" in problems[0][1]
     r = subprocess.run([PREP, "verify", str(store)], capture_output=True, text=True)
     assert r.returncode == 1 and "shard-000001.h5" in r.stderr and "ok, every frame" not in r.stdout
-    from v3s.train.data import open_split
-
     with pytest.raises(ValueError, match="shard-000001.h5"):
-        open_split(str(store), "toy", "1")
+        Store(str(store)).split("toy", "1", "train")
     with pytest.raises(ValueError, match="shard-000001.h5"):
         summarize_store(store)
     # A truncated shard is named too, by its size.
