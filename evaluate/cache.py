@@ -100,10 +100,14 @@ def store_fingerprint(store: Store, dataset: str) -> str:
 
 
 def model_identity(loaded: LoadedModel) -> dict[str, Any]:
-    """What the cache keys a model by: its checkpoint's content hash, or how a random initialisation is rebuilt."""
+    """What the cache keys a model by: its checkpoint's content hash, or how a random initialisation is rebuilt
+    (its init scheme only when it is not "he", so that entries written before the option existed keep their keys)."""
     if loaded.path is not None:
         return {"sha256": file_sha256(loaded.path, memo_dir=default_cache_dir(loaded))}
-    return {"random": {**loaded.config.to_dict(), "torch": torch.__version__.split("+")[0]}}
+    init = loaded.config.to_dict()
+    if init.get("init_scheme") == "he":
+        del init["init_scheme"]
+    return {"random": {**init, "torch": torch.__version__.split("+")[0]}}
 
 
 def default_cache_dir(loaded: LoadedModel) -> Path | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from v3s.shared.config import ConfigBase, StoreSplit, check_ranges, option
-from v3s.shared.choices import INPUT_MODES
+from v3s.shared.choices import INIT_SCHEMES, INPUT_MODES
 
 from .metrics.aslan import NEGATIVE_MODES, NORM_MODES
 from .metrics.recognition import AGGREGATION_MODES
@@ -30,6 +30,9 @@ class ModelSource(ConfigBase):
     seed: int = option(0, "With --random: initialisation seed.")
     input_mode: str = option("rgb", "With --random: network input (frames, or differences of consecutive frames).",
                              choices=INPUT_MODES)
+    init_scheme: str = option("he", "With --random: he (He normal convolutions, the project's initialisation) or "
+                                    "pytorch (torch's module defaults, as the VCOP-family random baselines).",
+                              choices=INIT_SCHEMES)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -50,7 +50,10 @@ def resolve_model(cfg: Any, kind: str | None = None, log: Log | None = None,
         if not cfg.backbone:
             raise ValueError("--random needs --backbone NAME (and optionally --width, --seed)")
         return cfg, random_model(RandomInit(cfg.backbone, 1.0 if cfg.width is None else cfg.width, cfg.seed,
-                                            cfg.input_mode))
+                                            cfg.input_mode, cfg.init_scheme))
+    if getattr(cfg, "init_scheme", "he") != "he":
+        raise ValueError(f"--init-scheme {cfg.init_scheme} applies with --random only: a checkpoint's weights are "
+                         f"trained (its finetuning run's --init-scheme is in its config)")
     if not cfg.ckpt:
         wanted = kind or default
         best = workspace.latest_run(DEFAULT_RUN[wanted])
@@ -101,7 +104,8 @@ def clip_geometry(cfg: Any, loaded: LoadedModel) -> dict[str, int]:
 
 def _random_base(loaded: LoadedModel) -> Path:
     c = loaded.config
-    return workspace.root() / RANDOM_NAME / f"{c.backbone}-w{c.width:g}-{c.input_mode}-seed{c.seed}"
+    scheme = "" if c.init_scheme == "he" else f"-{c.init_scheme}-init"  # he: the folder names it always had
+    return workspace.root() / RANDOM_NAME / f"{c.backbone}-w{c.width:g}-{c.input_mode}-seed{c.seed}{scheme}"
 
 
 def output_dir(cfg: Any, loaded: LoadedModel, name: str) -> Path:

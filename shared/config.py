@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from .choices import INPUT_MODES, LR_SCHEDULES, PRECISIONS
+from .choices import INIT_SCHEMES, INPUT_MODES, LR_SCHEDULES, PRECISIONS
 
 # Fields that may differ between a run and its --resume: they change where and how fast it runs, not what
 # it computes (workers and device only change speed; the data order and augmentation draws do not depend on them).
@@ -215,6 +215,9 @@ class FinetuneConfig(StoreSplit, RunOptions):
     width: Optional[float] = option(None, "Backbone width; with --scratch only (default 1.0).")
     input_mode: Optional[str] = option(None, "Network input, rgb or diff; with --scratch only (default rgb; with "
                                              "--init it comes from the checkpoint).", choices=INPUT_MODES)
+    init_scheme: str = option("he", "With --scratch: how the backbone is initialised: he (He normal convolutions, "
+                                    "the project's) or pytorch (torch's module defaults, as the VCOP-family "
+                                    "random baselines).", choices=INIT_SCHEMES)
     frame_step: int = option(1, "Take every k-th frame (the clip then spans (clip_len - 1) k + 1 frames; paper: 1, "
                                 "consecutive frames). Evaluation of the checkpoint reads clips the same way.")
     clip_size: int = option(112, "Side of the random crop (paper: 112).")
