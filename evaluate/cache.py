@@ -30,7 +30,6 @@ CACHE_VERSION = 1
 HASH_MEMO_FILE = "sha256.json"
 
 _SHA_MEMO: dict[tuple[str, int, int, int], str] = {}
-HASH_MEMO_FILE = "sha256.json"
 
 
 def _stat_key(path: Path) -> tuple[str, int, int, int]:
@@ -97,6 +96,12 @@ def store_fingerprint(store: Store, dataset: str) -> str:
         "shard_bytes": {s: (store.path / dataset / s).stat().st_size for s in shards},
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def source_fingerprint(source: Any, dataset: str) -> str:
+    """`store_fingerprint` of a store; a frame source that is not a store (a decoded folder) gives its own."""
+    own = getattr(source, "fingerprint", None)
+    return own(dataset) if callable(own) else store_fingerprint(source, dataset)
 
 
 def model_identity(loaded: LoadedModel) -> dict[str, Any]:
@@ -187,7 +192,7 @@ def cached_features(
     device = torch.device(device)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir(loaded)
     parts = {
-        "model": model_identity(loaded), "store": store_fingerprint(store, dataset), "dataset": dataset,
+        "model": model_identity(loaded), "store": source_fingerprint(store, dataset), "dataset": dataset,
         "videos": hashlib.sha256("\n".join(v.key for v in videos).encode()).hexdigest(), "n_videos": len(videos),
         "clips": spec.key(), "outputs": sorted(outputs), "clip_taps": sorted(clip_taps),
         "precision": precision_name(amp_dtype("auto", device)), **dict(what),

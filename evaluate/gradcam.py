@@ -26,10 +26,8 @@ from v3s.shared.temporal import clip_indices, clip_span
 
 from .config import GRADCAM_TARGETS, GradcamConfig
 from .plots import gradcam_strip_png, heatmap_overlay, save_gif
-from .resolve import describe_model, output_dir
+from .resolve import describe_model, output_dir, trained_frame_size
 from .results import trailer, write_results
-
-DEFAULT_SIZE = (128, 171)  # the paper's resize, when a --video's checkpoint names no readable store
 
 
 def grad_cam(model: nn.Module, x: Tensor, layer: nn.Module, select: Callable[[Any], Tensor]) -> tuple[np.ndarray, Any]:
@@ -73,17 +71,6 @@ def grad_cam(model: nn.Module, x: Tensor, layer: nn.Module, select: Callable[[An
     return cam.float().cpu().numpy(), detach(out)
 
 
-def _video_size(loaded: LoadedModel, size: tuple[int, int] | None) -> tuple[int, int]:
-    """The --size, else the frame size of the store the checkpoint was trained on, else 128x171."""
-    if size is not None:
-        return size
-    try:
-        settings = Store(loaded.config.store).settings(loaded.config.dataset)
-        return int(settings["height"]), int(settings["width"])
-    except (KeyError, ValueError, OSError):
-        return DEFAULT_SIZE
-
-
 def load_clip_frames(cfg: GradcamConfig, loaded: LoadedModel) -> tuple[np.ndarray, dict[str, Any]]:
     """All frames needed for the clip: uint8 (T, H, W, 3) and a description of where they came from."""
     geometry = loaded.clip_geometry()
@@ -97,7 +84,7 @@ def load_clip_frames(cfg: GradcamConfig, loaded: LoadedModel) -> tuple[np.ndarra
         path = Path(cfg.video)
         if not path.is_file():
             raise FileNotFoundError(f"video {cfg.video} does not exist")
-        h, w = _video_size(loaded, cfg.size)
+        h, w = trained_frame_size(loaded, cfg.size)
         try:
             decoded = decode_video(path, h, w)
         except Exception as e:  # DecodeError and ffmpeg failures name the problem

@@ -89,6 +89,22 @@ def resolve_store(cfg: Any, loaded: LoadedModel | None, log: Log | None = None) 
     return cfg, store
 
 
+# The paper's resize, for a video decoded for a model whose training store cannot be read (or a random model).
+DEFAULT_SIZE = (128, 171)
+
+
+def trained_frame_size(loaded: LoadedModel, size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(height, width) to decode a raw video to: `size` (--size), else the frame size of the store the checkpoint
+    was trained on, else DEFAULT_SIZE."""
+    if size is not None:
+        return size
+    try:
+        settings = Store(loaded.config.store).settings(loaded.config.dataset)
+        return int(settings["height"]), int(settings["width"])
+    except (AttributeError, TypeError, KeyError, ValueError, OSError):  # a random model, or the store is gone
+        return DEFAULT_SIZE
+
+
 def describe_model(loaded: LoadedModel) -> dict[str, Any]:
     """What results.json says about the model: kind, network, checkpoint, and what identifies its weights."""
     return {**loaded.describe(), **model_identity(loaded)}

@@ -32,7 +32,7 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *, choices: tuple
         default: the default (leave out for a required option).
         help: the option's help text.
         choices: the valid values of a string option.
-        parse: how the option's text becomes the value: a key of `PARSERS` ("ints", "names", "size").
+        parse: how the option's text becomes the value: a key of `PARSERS` ("ints", "floats", "names", "size").
         flag: the option's spelling when it is not --field-name (e.g. "--C").
         path: "file", "dir" or "any": the option names a path (checked where it is used, not by the parser).
         argument: a positional argument instead of an option.
@@ -43,15 +43,24 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *, choices: tuple
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def _parse_list(text: str, convert: Callable[[str], Any], what: str, example: str) -> tuple:
+    try:
+        values = tuple(convert(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"is not a comma-separated list of {what}s, e.g. {example}") from None
+    if not values:
+        raise ValueError(f"names no {what}")
+    return values
+
+
 def parse_ints(text: str) -> tuple[int, ...]:
     """"1,5,10" -> (1, 5, 10). Errors say what is wrong, not the value (the caller names the option and value)."""
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ValueError("is not a comma-separated list of integers, e.g. 1,5,10,20,50") from None
-    if not values:
-        raise ValueError("names no integer")
-    return values
+    return _parse_list(text, int, "integer", "1,5,10,20,50")
+
+
+def parse_floats(text: str) -> tuple[float, ...]:
+    """"0.01,0.1,1" -> (0.01, 0.1, 1.0)."""
+    return _parse_list(text, float, "number", "0.01,0.1,1,10")
 
 
 def parse_names(text: str) -> tuple[str, ...]:
@@ -73,7 +82,8 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-PARSERS: dict[str, Callable[[str], Any]] = {"ints": parse_ints, "names": parse_names, "size": parse_size}
+PARSERS: dict[str, Callable[[str], Any]] = {"ints": parse_ints, "floats": parse_floats, "names": parse_names,
+                                             "size": parse_size}
 
 
 def format_default(value: Any, parse: str | None = None) -> Any:
