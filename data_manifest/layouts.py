@@ -17,6 +17,18 @@ from .splitfile import (
 _UCF_LIST = re.compile(r"^(train|test)list(\d+)\.txt$", re.IGNORECASE)
 _HMDB_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<k>\d+)\.txt$")
 _HMDB_ROLE = {"1": "train", "2": "test"}  # "0" = not used in that split: absent from entry.splits
+# UCF101's v_<Class>_gXX_cYY: the clips of group XX were cut from one recording session (actor, background).
+_UCF_GROUP = re.compile(r"_g(\d+)_c\d+\.[^./]+$", re.IGNORECASE)
+
+
+def video_group(rel_path: str) -> str | None:
+    """A video's recording group, "g08" for ".../v_ApplyEyeMakeup_g08_c01.avi"; None for a name without one.
+
+    The group number is the one the official UCF101 splits cut by (the same gXX in every class), so videos that
+    share it are kept together wherever a protocol must not split a group (the linear probe's folds).
+    """
+    m = _UCF_GROUP.search(rel_path)
+    return f"g{int(m.group(1)):02d}" if m else None
 
 
 def _ucf_lists(d: Path) -> list[Path]:

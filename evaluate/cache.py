@@ -84,9 +84,16 @@ def store_fingerprint(store: Store, dataset: str) -> str:
     return store.fingerprint(dataset)
 
 
+def source_fingerprint(source: Any, dataset: str) -> str:
+    """`store_fingerprint` of a store; a frame source that is not a store (a decoded folder) gives its own."""
+    own = getattr(source, "fingerprint", None)
+    return own(dataset) if callable(own) else store_fingerprint(source, dataset)
+
+
 def model_identity(loaded: LoadedModel) -> dict[str, Any]:
     """What the cache keys a model by: its checkpoint's content hash (for a peer's weights, also the network they
-    were read into and the key naming), or how a random initialisation is rebuilt."""
+    were read into and the key naming), or how a random initialisation is rebuilt (its init scheme only when it is
+    not "he", so that entries written before the option existed keep their keys)."""
     if loaded.path is not None:
         sha = {"sha256": file_sha256(loaded.path, memo_dir=default_cache_dir(loaded))}
         if loaded.kind == "peer":
@@ -94,7 +101,10 @@ def model_identity(loaded: LoadedModel) -> dict[str, Any]:
             sha["peer"] = {"backbone": c.backbone, "width": c.width, "input_mode": c.input_mode,
                            "key_format": c.key_format}
         return sha
-    return {"random": {**loaded.config.to_dict(), "torch": torch.__version__.split("+")[0]}}
+    init = loaded.config.to_dict()
+    if init.get("init_scheme") == "he":
+        del init["init_scheme"]
+    return {"random": {**init, "torch": torch.__version__.split("+")[0]}}
 
 
 def default_cache_dir(loaded: LoadedModel) -> Path | None:
@@ -174,7 +184,7 @@ def cached_features(
     device = torch.device(device)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir(loaded)
     parts = {
-        "model": model_identity(loaded), "store": store_fingerprint(store, dataset), "dataset": dataset,
+        "model": model_identity(loaded), "store": source_fingerprint(store, dataset), "dataset": dataset,
         "videos": hashlib.sha256("\n".join(v.key for v in videos).encode()).hexdigest(), "n_videos": len(videos),
         "clips": spec.key(), "outputs": sorted(outputs), "clip_taps": sorted(clip_taps),
         "precision": precision_name(amp_dtype("auto", device)), **dict(what),

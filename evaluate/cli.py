@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,8 @@ import click
 from v3s.shared.atomic import jsonable
 from v3s.shared.cli import config_options, run_or_exit
 
-from .config import AslanConfig, GradcamConfig, RecognitionConfig, RetrievalConfig, SpeedinessConfig
+from .config import (AslanConfig, EmbedConfig, GradcamConfig, KnnConfig, LinearConfig, RecognitionConfig,
+                     RetrievalConfig, SpeedinessConfig)
 
 
 def _log(message: str) -> None:
@@ -27,8 +29,8 @@ def _show(results: dict[str, Any], as_json: bool, table: Callable[[dict], str]) 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Evaluate v3s checkpoints: recognition, retrieval, ASLAN similarity, Grad-CAM, speediness (see
-    docs/protocols.md)."""
+    """Evaluate v3s checkpoints: recognition, retrieval, kNN and linear classification, ASLAN similarity, Grad-CAM,
+    speediness, embeddings (see docs/protocols.md)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Every rank would evaluate the whole split on its own device and write the same files.
         raise click.UsageError("v3s-eval runs as one process on one device; run it without torchrun "
@@ -53,6 +55,42 @@ def retrieval(**options: Any) -> None:
 
     cfg = run_or_exit(RetrievalConfig, **options)
     _show(run_or_exit(run_retrieval, cfg, log=_log), cfg.json, format_table)
+
+
+@main.command()
+@config_options(KnnConfig)
+def knn(**options: Any) -> None:
+    """Weighted kNN classification on frozen features (DINO): test videos vote among train videos, top-1/top-5."""
+    from .knn import format_table, run_knn
+
+    cfg = run_or_exit(KnnConfig, **options)
+    _show(run_or_exit(run_knn, cfg, log=_log), cfg.json, format_table)
+
+
+@main.command()
+@config_options(LinearConfig)
+def linear(**options: Any) -> None:
+    """Linear classifier on frozen features: logistic regression, C by group-aware cross-validation, top-1/top-5."""
+    from .linear import format_table, run_linear
+
+    cfg = run_or_exit(LinearConfig, **options)
+    _show(run_or_exit(run_linear, cfg, log=_log), cfg.json, format_table)
+
+
+@main.command()
+@config_options(EmbedConfig)
+def embed(**options: Any) -> None:
+    """One feature per video (a store's dataset or a folder of videos) to an .npz: ids, labels, features."""
+    from .embed import format_table, run_embed
+
+    cfg = run_or_exit(EmbedConfig, **options)
+    results = run_or_exit(run_embed, cfg, log=_log)
+    _show(results, cfg.json, format_table)
+    if results["failed"]:  # the others are written; the exit status says that not every video is in the file
+        n, names = len(results["failed"]), ", ".join(f["video"] for f in results["failed"])
+        click.echo(f"Error: {n} video{'s' if n > 1 else ''} did not decode and {'are' if n > 1 else 'is'} not in "
+                   f"{results['out']}: {names}", err=True)
+        sys.exit(1)
 
 
 @main.command()

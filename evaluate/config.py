@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Optional
 
 from v3s.shared.config import ConfigBase, StoreSplit, check_ranges, option
-from v3s.shared.choices import INPUT_MODES
+from v3s.shared.choices import INIT_SCHEMES, INPUT_MODES
 
 from .metrics.aslan import NEGATIVE_MODES, NORM_MODES
+from .metrics.knn import DEFAULT_TEMPERATURE, KNN_KS
+from .metrics.linear import DEFAULT_CS, DEFAULT_FOLDS, DEFAULT_MAX_ITER
 from .metrics.recognition import AGGREGATION_MODES
 from .metrics.retrieval import PEER_KS
 
@@ -34,6 +36,9 @@ class ModelSource(ConfigBase):
     seed: int = option(0, "With --random: initialisation seed.")
     input_mode: str = option("rgb", "With --random or a peer's --ckpt: network input (frames, or differences of "
                                     "consecutive frames).", choices=INPUT_MODES)
+    init_scheme: str = option("he", "With --random: he (He normal convolutions, the project's initialisation) or "
+                                    "pytorch (torch's module defaults, as the VCOP-family random baselines).",
+                              choices=INIT_SCHEMES)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +48,15 @@ class ClipGeometry(ConfigBase):
     clip_len: Optional[int] = option(None, "Frames per clip [default: the checkpoint's].")
     clip_size: Optional[int] = option(None, "Centre crop side [default: the checkpoint's].")
     frame_step: Optional[int] = option(None, "Every k-th frame in a clip [default: the checkpoint's, 1].")
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoFeatures(ConfigBase):
+    """One feature per video for kNN, linear evaluation and embeddings: a tap averaged over linspace clips."""
+
+    layer: str = option("pool", "The pooled vector (the usual frozen-feature probe), or conv5 after "
+                                "MaxPool3d(1,2,2), flattened (retrieval's).", choices=LAYERS)
+    clips: int = option(10, "Clips per video (linspace centres).")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,7 +74,7 @@ class Extraction(ConfigBase):
 
     def __post_init__(self) -> None:
         check_ranges(self, ("batch_size", "clips", "clip_len", "clip_size", "frame_step", "stride",
-                            "neighbours"), ("workers", "examples"))
+                            "neighbours", "max_iter"), ("workers", "examples"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +98,40 @@ class RetrievalConfig(ModelSource, StoreSplit, ClipGeometry, Extraction):
     clips: int = option(10, "Clips per video (linspace centres).")
     examples: int = option(8, "Example queries drawn in examples.png.")
     neighbours: int = option(5, "Nearest train videos drawn beside each example query.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KnnConfig(ModelSource, StoreSplit, ClipGeometry, VideoFeatures, Extraction):
+    """`v3s-eval knn`: weighted k-nearest-neighbour classification of test videos by train videos (DINO)."""
+
+    ks: tuple = option(KNN_KS, "Neighbours that vote (each k is reported; the train list picks the headline k).",
+                       parse="ints")
+    temperature: float = option(DEFAULT_TEMPERATURE, "T of the vote weights exp(cosine / T) (DINO: 0.07).")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinearConfig(ModelSource, StoreSplit, ClipGeometry, VideoFeatures, Extraction):
+    """`v3s-eval linear`: logistic regression on standardised frozen features, C by group-aware cross-validation."""
+
+    cs: tuple = option(DEFAULT_CS, "Inverse L2 strengths C searched by cross-validation on the train list.",
+                       parse="floats")
+    folds: int = option(DEFAULT_FOLDS, "Cross-validation folds (videos of one gXX group stay in one fold).")
+    max_iter: int = option(DEFAULT_MAX_ITER, "lbfgs iterations per fit (fits that stop early are reported).")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmbedConfig(ModelSource, ClipGeometry, VideoFeatures, Extraction):
+    """`v3s-eval embed`: one feature per video of a store's dataset or of a folder of videos, to an .npz."""
+
+    out: str = option(help="The .npz to write: ids, labels (-1 where unknown), features (N, D), meta.", path="any")
+    store: Optional[str] = option(None, "Frame store [default: the workspace's, unless --root is given].",
+                                  path="dir")
+    dataset: Optional[str] = option(None, "Dataset in the store [default: the checkpoint's, else the only one].")
+    root: Optional[str] = option(None, "Instead of --store: a folder of videos (searched recursively), decoded as "
+                                       "v3s-prep extract decodes them.", path="dir")
+    size: Optional[tuple] = option(None, "With --root: HEIGHTxWIDTH to decode to [default: the checkpoint's store "
+                                         "size, else 128x171].", parse="size")
+    force: bool = option(False, "Overwrite --out if it exists.")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -60,12 +60,14 @@ def confusion_matrix_png(cm: np.ndarray, class_names: Sequence[str], path: str |
     return _save(fig, path)
 
 
-def topk_curve_png(curves: Mapping[str, Mapping[int, float]], path: str | os.PathLike, title: str = "") -> Path:
-    """Top-k accuracy (in %) against k, one line per model.
+def topk_curve_png(curves: Mapping[str, Mapping[int, float]], path: str | os.PathLike, title: str = "",
+                   xlabel: str = "k (nearest training videos)", ylabel: str = "top-k retrieval accuracy (%)") -> Path:
+    """Accuracy (in %) against k, one line per curve (retrieval: one per model; kNN: top-1, top-5, train).
 
     Args:
         curves: label -> {k: accuracy in [0, 1]}.
         path: PNG to write.
+        xlabel, ylabel: the axis labels.
     """
     fig = Figure(figsize=(5.5, 4))
     ax = fig.add_subplot()
@@ -80,11 +82,46 @@ def topk_curve_png(curves: Mapping[str, Mapping[int, float]], path: str | os.Pat
     ax.set_xticks(all_k, labels=[str(k) for k in all_k])
     ax.minorticks_off()
     ax.set_ylim(0, 105)
-    ax.set_xlabel("k (nearest training videos)")
-    ax.set_ylabel("top-k retrieval accuracy (%)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title or "Video retrieval")
+    return _save(fig, path)
+
+
+def cv_curve_png(cs: Sequence[float], folds: np.ndarray, chosen: float, path: str | os.PathLike,
+                 test_top1: float | None = None, title: str = "") -> Path:
+    """Cross-validation accuracy (in %) against C: the mean over folds with its spread, each fold faint, the chosen
+    C marked (and the test top-1 of the model refitted with it).
+
+    Args:
+        cs: (n,) the C grid, ascending.
+        folds: (n, n_folds) validation accuracy of every C on every fold, in [0, 1].
+        chosen: the selected C.
+        test_top1: the refitted model's test accuracy in [0, 1], drawn at the chosen C (None: not drawn).
+        path: PNG to write.
+    """
+    cs = np.asarray(cs, dtype=np.float64)
+    acc = 100 * np.asarray(folds, dtype=np.float64)
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.add_subplot()
+    for j in range(acc.shape[1]):
+        ax.plot(cs, acc[:, j], color="grey", lw=0.8, alpha=0.5, label="one fold" if j == 0 else None)
+    mean, std = acc.mean(axis=1), acc.std(axis=1)
+    ax.fill_between(cs, mean - std, mean + std, alpha=0.2)
+    ax.plot(cs, mean, marker="o", lw=2, label=f"mean of {acc.shape[1]} folds (train list)")
+    ax.axvline(chosen, ls="--", color="black", lw=1, label=f"chosen C = {chosen:g}")
+    if test_top1 is not None:
+        ax.plot([chosen], [100 * test_top1], marker="*", ms=12, ls="none", color=MISS,
+                label=f"test top-1 {100 * test_top1:.1f} %")
+    ax.set_xscale("log")
+    ax.set_ylim(0, 105)
+    ax.set_xlabel("C (inverse L2 strength)")
+    ax.set_ylabel("validation top-1 (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "Linear classifier: cross-validation over C")
     return _save(fig, path)
 
 

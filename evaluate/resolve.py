@@ -56,7 +56,10 @@ def resolve_model(cfg: Any, kind: str | None = None, log: Log | None = None,
         if not cfg.backbone:
             raise ValueError("--random needs --backbone NAME (and optionally --width, --seed)")
         return cfg, random_model(RandomInit(cfg.backbone, 1.0 if cfg.width is None else cfg.width, cfg.seed,
-                                            cfg.input_mode))
+                                            cfg.input_mode, cfg.init_scheme))
+    if getattr(cfg, "init_scheme", "he") != "he":
+        raise ValueError(f"--init-scheme {cfg.init_scheme} applies with --random only: a checkpoint's weights are "
+                         f"trained (its finetuning run's --init-scheme is in its config)")
     if not cfg.ckpt:
         wanted = kind or default
         best = workspace.latest_run(DEFAULT_RUN[wanted])
@@ -109,6 +112,22 @@ def resolve_store(cfg: Any, loaded: LoadedModel | None, log: Log | None = None) 
     return cfg, store
 
 
+# The paper's resize, for a video decoded for a model whose training store cannot be read (or a random model).
+DEFAULT_SIZE = (128, 171)
+
+
+def trained_frame_size(loaded: LoadedModel, size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(height, width) to decode a raw video to: `size` (--size), else the frame size of the store the checkpoint
+    was trained on, else DEFAULT_SIZE."""
+    if size is not None:
+        return size
+    try:
+        settings = Store(loaded.config.store).settings(loaded.config.dataset)
+        return int(settings["height"]), int(settings["width"])
+    except (AttributeError, TypeError, KeyError, ValueError, OSError):  # a random model, or the store is gone
+        return DEFAULT_SIZE
+
+
 def describe_model(loaded: LoadedModel) -> dict[str, Any]:
     """What results.json says about the model: kind, network, checkpoint, and what identifies its weights."""
     return {**loaded.describe(), **model_identity(loaded)}
@@ -126,7 +145,8 @@ def clip_geometry(cfg: Any, loaded: LoadedModel) -> dict[str, int]:
 
 def _random_base(loaded: LoadedModel) -> Path:
     c = loaded.config
-    return workspace.root() / RANDOM_NAME / f"{c.backbone}-w{c.width:g}-{c.input_mode}-seed{c.seed}"
+    scheme = "" if c.init_scheme == "he" else f"-{c.init_scheme}-init"  # he: the folder names it always had
+    return workspace.root() / RANDOM_NAME / f"{c.backbone}-w{c.width:g}-{c.input_mode}-seed{c.seed}{scheme}"
 
 
 def output_dir(cfg: Any, loaded: LoadedModel, name: str) -> Path:

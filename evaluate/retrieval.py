@@ -15,11 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import LAYERS, RetrievalConfig
-from .features import ClipSpec, tap_forward
+from .config import RetrievalConfig
+from .frozen import ks_within, model_label, split_features
 from .metrics.retrieval import nearest_neighbours, retrieval_topk
 from .plots import HIT, MISS, Thumb, retrieval_grid_png, topk_curve_png
-from .resolve import Extractor, clip_geometry, describe_model, output_dir, resolve_model, resolve_store
 from .results import trailer, write_results
 
 
@@ -32,52 +31,28 @@ def run_retrieval(cfg: RetrievalConfig, log: Callable[[str], None] | None = None
     Returns:
         the results dict (also written as results.json).
     """
-    if cfg.layer not in LAYERS:
-        raise ValueError(f"layer {cfg.layer!r} is not one of {LAYERS}")
     if not cfg.ks or any(int(k) < 1 for k in cfg.ks):
         raise ValueError(f"ks must be integers >= 1, got {list(cfg.ks)}")
-    cfg, loaded = resolve_model(cfg, log=log)
-    cfg, store = resolve_store(cfg, loaded, log)
-    out = output_dir(cfg, loaded, f"retrieval-{cfg.dataset}-split{cfg.split}-{cfg.layer}")
-    gallery_videos = store.split(cfg.dataset, cfg.split, "train")
-    query_videos = store.split(cfg.dataset, cfg.split, "test")
-    spec = ClipSpec("linspace", n_clips=cfg.clips, **clip_geometry(cfg, loaded))
-    forward = tap_forward(loaded.backbone, [cfg.layer])
-    extractor = Extractor.for_model(cfg, loaded, log)
-    feats = {role: extractor.features(loaded, forward, [cfg.layer], store, cfg.dataset, videos, spec,
-                                      what={"task": "retrieval", "split": str(cfg.split), "role": role})
-             for role, videos in (("train", gallery_videos), ("test", query_videos))}
-
-    gallery, queries = feats["train"], feats["test"]
-    n_gallery = len(gallery_videos)
-    ks = sorted({int(k) for k in cfg.ks})
-    kept = [k for k in ks if k <= n_gallery]
-    dropped = [k for k in ks if k > n_gallery]
-    notes = [f"k={k} dropped: larger than the gallery ({n_gallery} train videos)" for k in dropped]
-    if not kept:
-        raise ValueError(f"every k in {ks} is larger than the gallery ({n_gallery} train videos)")
+    cfg, s = split_features(cfg, "retrieval", log)
+    gallery, queries = s.train_feats, s.test_feats
+    n_gallery = len(s.train)
+    kept, dropped, notes = ks_within(cfg.ks, n_gallery)
     topk = retrieval_topk(queries.video[cfg.layer], queries.labels, gallery.video[cfg.layer], gallery.labels, kept)
 
-    label = f"{loaded.config.backbone} ({loaded.kind.replace('v3s-', '')})"
     files = {
-        "topk": topk_curve_png({label: topk}, out / "topk.png",
+        "topk": topk_curve_png({model_label(s.loaded): topk}, s.out / "topk.png",
                                title=f"{cfg.dataset} split {cfg.split}, {cfg.layer} features"),
-        "examples": _examples_png(store, queries, gallery, query_videos, gallery_videos, cfg, out / "examples.png"),
+        "examples": _examples_png(s.store, queries, gallery, s.test, s.train, cfg, s.out / "examples.png"),
     }
-    return write_results(out, {
-        "task": "retrieval",
-        "model": describe_model(loaded),
-        "dataset": cfg.dataset,
-        "split": str(cfg.split),
-        "layer": cfg.layer,
-        "feature_dim": int(queries.video[cfg.layer].shape[1]),
-        "n_queries": len(query_videos),
+    return write_results(s.out, {
+        **s.summary(cfg, "retrieval"),
+        "n_queries": len(s.test),
         "n_gallery": n_gallery,
-        "protocol": {**spec.key(), "similarity": "cosine", "queries": "test", "gallery": "train"},
+        "protocol": {**s.spec.key(), "similarity": "cosine", "queries": "test", "gallery": "train"},
         "topk": {str(k): v for k, v in topk.items()},
         "dropped_ks": dropped,
         "notes": notes,
-        "features": {role: {"cache_hit": f.cache_hit, "path": f.cache_path} for role, f in feats.items()},
+        "features": s.cache_info(),
         "config": cfg.to_dict(),
     }, files)
 

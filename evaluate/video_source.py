@@ -11,7 +11,8 @@ import numpy as np
 from v3s.shared.checkpoint import LoadedModel
 from v3s.shared.store import Store, VideoInfo, decode_jpeg
 
-DEFAULT_SIZE = (128, 171)  # the paper's resize, when a --video's checkpoint names no readable store
+from .resolve import trained_frame_size
+
 
 
 @dataclass
@@ -44,17 +45,6 @@ class VideoSource:
         return np.stack([decode_jpeg(self.jpegs[self.offsets[i]:self.offsets[i + 1]]) for i in indices])
 
 
-def video_size(loaded: LoadedModel, size: tuple[int, int] | None) -> tuple[int, int]:
-    """The --size, else the frame size of the store the checkpoint was trained on, else 128x171."""
-    if size is not None:
-        return size
-    try:
-        settings = Store(loaded.config.store).settings(loaded.config.dataset)
-        return int(settings["height"]), int(settings["width"])
-    except (AttributeError, KeyError, ValueError, OSError):
-        return DEFAULT_SIZE
-
-
 def open_video(cfg: Any, loaded: LoadedModel) -> VideoSource:
     """The video that cfg names: --video FILE, or --store/--dataset with --key or --index.
 
@@ -70,7 +60,7 @@ def open_video(cfg: Any, loaded: LoadedModel) -> VideoSource:
         path = Path(cfg.video)
         if not path.is_file():
             raise FileNotFoundError(f"video {cfg.video} does not exist")
-        h, w = video_size(loaded, cfg.size)
+        h, w = trained_frame_size(loaded, cfg.size)
         try:
             decoded = decode_video(path, h, w)
         except Exception as e:  # DecodeError and ffmpeg failures name the problem

@@ -120,7 +120,8 @@ def config_from_checkpoint(ckpt: dict) -> Union[PretrainConfig, FinetuneConfig]:
 
 def build_network(config: Union[PretrainConfig, FinetuneConfig]) -> VideoModel:
     """A freshly initialised VideoModel for a resolved config (V3S heads for pretraining, a classifier for finetuning)."""
-    backbone = build_backbone(config.backbone, width=config.width, input_mode=config.input_mode or "rgb")
+    backbone = build_backbone(config.backbone, width=config.width, input_mode=config.input_mode or "rgb",
+                              init_scheme=getattr(config, "init_scheme", "he"))
     if isinstance(config, PretrainConfig):
         space = LabelSpace.from_dict(config.label_space)
         head = V3SHead(backbone.feature_dim, space.n_spatial, space.n_temporal, config.dropout)
@@ -136,12 +137,15 @@ class RandomInit:
     Attributes:
         backbone, width, input_mode: the network.
         seed: torch seed of the initialisation; the same fields give the same weights (on one torch release).
+        init_scheme: "he" (the project's initialisation) or "pytorch" (torch's module defaults, as the
+            VCOP-family random baselines); see `v3s.shared.models.base.init_weights`.
     """
 
     backbone: str
     width: float = 1.0
     seed: int = 0
     input_mode: str = "rgb"
+    init_scheme: str = "he"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -183,6 +187,7 @@ class LoadedModel:
             d["checkpoint"] = str(self.path)
         else:
             d["seed"] = self.config.seed
+            d["init_scheme"] = self.config.init_scheme
         if self.kind == "peer":
             d.update(key_format=self.config.key_format, heads_dropped=list(self.config.heads_dropped))
         return d
@@ -228,7 +233,8 @@ def random_model(init: RandomInit) -> LoadedModel:
     state = torch.random.get_rng_state()
     try:
         torch.manual_seed(init.seed)
-        net = build_backbone(init.backbone, width=init.width, input_mode=init.input_mode)
+        net = build_backbone(init.backbone, width=init.width, input_mode=init.input_mode,
+                             init_scheme=init.init_scheme)
     finally:
         torch.random.set_rng_state(state)
     return LoadedModel(model=VideoModel(net, nn.Identity()).eval(), kind="random", config=init)

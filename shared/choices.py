@@ -7,3 +7,6 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 LR_SCHEDULES = ("cosine", "plateau", "constant")
 SYNC_BN = ("auto", "on", "off")
+# How a backbone built from scratch is initialised: He normal for convolutions (the project's default), or what
+# torch's modules draw by themselves (the VCOP-family random baselines). See shared/models/base.py init_weights.
+INIT_SCHEMES = ("he", "pytorch")

@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from .choices import INPUT_MODES, LR_SCHEDULES, PRECISIONS, SYNC_BN
+from .choices import INIT_SCHEMES, INPUT_MODES, LR_SCHEDULES, PRECISIONS, SYNC_BN
 
 # Fields that may differ between a run and its --resume: they change where and how fast it runs, not what
 # it computes (workers and device only change speed; the data order and augmentation draws do not depend on them).
@@ -32,7 +32,7 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *, choices: tuple
         default: the default (leave out for a required option).
         help: the option's help text.
         choices: the valid values of a string option.
-        parse: how the option's text becomes the value: a key of `PARSERS` ("ints", "names", "size").
+        parse: how the option's text becomes the value: a key of `PARSERS` ("ints", "floats", "names", "size").
         flag: the option's spelling when it is not --field-name (e.g. "--C").
         path: "file", "dir" or "any": the option names a path (checked where it is used, not by the parser).
         argument: a positional argument instead of an option.
@@ -43,15 +43,24 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *, choices: tuple
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def _parse_list(text: str, convert: Callable[[str], Any], what: str, example: str) -> tuple:
+    try:
+        values = tuple(convert(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"is not a comma-separated list of {what}s, e.g. {example}") from None
+    if not values:
+        raise ValueError(f"names no {what}")
+    return values
+
+
 def parse_ints(text: str) -> tuple[int, ...]:
     """"1,5,10" -> (1, 5, 10). Errors say what is wrong, not the value (the caller names the option and value)."""
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ValueError("is not a comma-separated list of integers, e.g. 1,5,10,20,50") from None
-    if not values:
-        raise ValueError("names no integer")
-    return values
+    return _parse_list(text, int, "integer", "1,5,10,20,50")
+
+
+def parse_floats(text: str) -> tuple[float, ...]:
+    """"0.01,0.1,1" -> (0.01, 0.1, 1.0)."""
+    return _parse_list(text, float, "number", "0.01,0.1,1,10")
 
 
 def parse_names(text: str) -> tuple[str, ...]:
@@ -73,7 +82,8 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-PARSERS: dict[str, Callable[[str], Any]] = {"ints": parse_ints, "names": parse_names, "size": parse_size}
+PARSERS: dict[str, Callable[[str], Any]] = {"ints": parse_ints, "floats": parse_floats, "names": parse_names,
+                                             "size": parse_size}
 
 
 def format_default(value: Any, parse: str | None = None) -> Any:
@@ -218,6 +228,9 @@ class FinetuneConfig(StoreSplit, RunOptions):
     width: Optional[float] = option(None, "Backbone width; with --scratch only (default 1.0).")
     input_mode: Optional[str] = option(None, "Network input, rgb or diff; with --scratch only (default rgb; with "
                                              "--init it comes from the checkpoint).", choices=INPUT_MODES)
+    init_scheme: str = option("he", "With --scratch: how the backbone is initialised: he (He normal convolutions, "
+                                    "the project's) or pytorch (torch's module defaults, as the VCOP-family "
+                                    "random baselines).", choices=INIT_SCHEMES)
     frame_step: int = option(1, "Take every k-th frame (the clip then spans (clip_len - 1) k + 1 frames; paper: 1, "
                                 "consecutive frames). Evaluation of the checkpoint reads clips the same way.")
     clip_size: int = option(112, "Side of the random crop (paper: 112).")

@@ -374,3 +374,13 @@ def test_folder_without_videos_is_an_error(tmp_path):
     touch(tmp_path / "flat.mp4")
     with pytest.raises(ValueError, match="ROOT/<class>/<video>"):
         load_manifest(tmp_path, "folder")
+
+
+def test_video_group_reads_ucf101_recording_groups_only():
+    from v3s.data_manifest import video_group
+
+    assert video_group("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi") == "g08"
+    assert video_group("HandstandPushups/v_HandStandPushups_g25_c04.avi") == "g25"
+    assert video_group("x/v_X_g8_c1.mp4") == "g08"  # one number, however it is padded
+    assert video_group("brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi") is None  # HMDB51
+    assert video_group("v_X_g08_c01") is None and video_group("a/g08_c01.avi/x.avi") is None

@@ -219,3 +219,58 @@ def test_diff_input_mode_feeds_frame_differences():
         build_backbone("r21d", width=0.125, input_mode="flow")
     with pytest.raises(ValueError, match=">= 2 frames"):
         diff(torch.randn(1, 3, 1, 32, 32))
+
+
+# ---- initialisation schemes ----------------------------------------------------------------------------------
+
+
+def seeded(name: str, scheme: str, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_backbone(name, width=0.25, init_scheme=scheme)
+
+
+def _convs(module: torch.nn.Module) -> list[torch.nn.Conv3d]:
+    return [m for m in module.modules() if isinstance(m, torch.nn.Conv3d)]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pytorch_init_is_torchs_own_default_and_differs_from_he(name):
+    """--init-scheme pytorch gives exactly the modules as torch initialises them (no init function applied), and
+    its statistics are torch's kaiming_uniform(a=sqrt(5)); he gives He normal (fan_out); the two differ."""
+    import copy
+    import math
+
+    he, pt = seeded(name, "he"), seeded(name, "pytorch")
+    torch.manual_seed(0)
+    bare = BACKBONES[name](width=0.25)  # the registry builder constructs the modules and initialises nothing
+    for (k, a), b in zip(pt.state_dict().items(), bare.state_dict().values()):
+        assert torch.equal(a, b), k
+    for c_he, c_pt in zip(_convs(he), _convs(pt)):
+        assert not torch.equal(c_he.weight, c_pt.weight)
+        k = math.prod(c_pt.kernel_size)
+        bound = 1 / math.sqrt(c_pt.in_channels // c_pt.groups * k)  # torch's default for a conv weight
+        assert c_pt.weight.abs().max() <= bound
+        he_std = math.sqrt(2 / (c_he.out_channels * k))  # kaiming_normal_(mode="fan_out", relu)
+        if c_pt.weight.numel() >= 2000:
+            assert c_pt.weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.1)
+            assert c_he.weight.std().item() == pytest.approx(he_std, rel=0.1)
+        if c_pt.bias is not None:
+            assert c_pt.bias.abs().max() <= bound and not torch.all(c_pt.bias == 0)
+            assert torch.all(c_he.bias == 0)
+    if name != "s3dg":  # s3dg builds its Inception blocks before its stem: module order is not construction order
+        # Replaying each module's own reset_parameters in module order under the same seed draws the same values.
+        torch.manual_seed(0)
+        for m in pt.modules():
+            if hasattr(m, "reset_parameters") and not list(m.children()):
+                fresh = copy.deepcopy(m)
+                fresh.reset_parameters()
+                for a, b in zip(m.state_dict().values(), fresh.state_dict().values()):
+                    assert torch.equal(a, b)
+
+
+def test_init_scheme_is_seeded_and_checked():
+    a, b = seeded("r3d", "pytorch", seed=1), seeded("r3d", "pytorch", seed=1)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(_convs(a)[0].weight, _convs(seeded("r3d", "pytorch", seed=2))[0].weight)
+    with pytest.raises(ValueError, match=r"unknown init scheme 'xavier'; valid schemes are \['he', 'pytorch'\]"):
+        build_backbone("r3d", width=0.25, init_scheme="xavier")

@@ -275,3 +275,41 @@ def test_finetune_inherits_the_input_mode_of_its_init(store, tmp_path):
     r = cli("finetune", "--init", str(pre / "last.pt"), "--input-mode", "rgb", "--store", store, "--dataset", "ucf101",
             "--out", str(tmp_path / "bad"), "--max-steps", "1", *TINY)
     assert r.exit_code != 0 and "input_mode" in r.output
+
+
+def test_scratch_finetune_init_scheme_is_used_stored_and_optional_in_old_checkpoints(store, tmp_path):
+    """--init-scheme pytorch builds the scratch backbone with torch's module defaults (lr 0: the checkpoint shows
+    the init), the config records it, and a checkpoint written before the option existed still loads (as he)."""
+    from v3s.shared.models import build_backbone
+    from v3s.train.defaults import resolve_out
+
+    common = ["finetune", "--scratch", "--store", store, "--dataset", "ucf101", "--lr", "0", "--max-steps", "1",
+              "--epochs", "1", *TINY]
+    for scheme in ("he", "pytorch"):
+        r = cli(*common, "--init-scheme", scheme, "--out", str(tmp_path / scheme))
+        assert r.exit_code == 0, r.output
+    ckpts = {s: load_checkpoint(tmp_path / s / "last.pt") for s in ("he", "pytorch")}
+    assert ckpts["pytorch"]["config"]["init_scheme"] == "pytorch" and ckpts["he"]["config"]["init_scheme"] == "he"
+    for scheme, ckpt in ckpts.items():
+        torch.manual_seed(0)  # the run's --seed
+        want = build_backbone("r21d", width=0.125, init_scheme=scheme).state_dict()
+        got = _backbone(ckpt["model"])
+        assert got and all(torch.equal(v, want[k[len("backbone."):]]) for k, v in got.items()), scheme
+    assert any(not torch.equal(v, ckpts["he"]["model"][k]) for k, v in _backbone(ckpts["pytorch"]["model"]).items())
+    assert load_model(tmp_path / "pytorch" / "last.pt").config.init_scheme == "pytorch"
+
+    old = ckpts["pytorch"]
+    del old["config"]["init_scheme"]
+    save_checkpoint(old, tmp_path / "old.pt")
+    loaded = load_model(tmp_path / "old.pt")
+    assert loaded.config.init_scheme == "he"
+    assert all(torch.equal(v, old["model"][k]) for k, v in loaded.model.state_dict().items())
+
+    r = cli("finetune", "--init", str(tmp_path / "he" / "last.pt"), "--init-scheme", "pytorch", "--store", store,
+            "--dataset", "ucf101", "--out", str(tmp_path / "bad"), *TINY)
+    assert r.exit_code == 2 and "--init-scheme pytorch applies with --scratch only" in r.output, r.output
+    named = resolve_out(FinetuneConfig(store="s", dataset="ucf101", backbone="r21d", scratch=True,
+                                       init_scheme="pytorch"), log=lambda line: None)
+    assert Path(named.out).name == "finetune-ucf101-r21d-scratch-pytorch-init"
+    assert Path(resolve_out(named.replace(out=None, init_scheme="he"), log=lambda line: None).out).name == \
+        "finetune-ucf101-r21d-scratch"

@@ -32,13 +32,16 @@ def resolve_source(config: Config, log: Log) -> tuple[Config, Store]:
 
 
 def resolve_out(config: Config, log: Log) -> Config:
-    """--out, else WORKSPACE/runs/pretrain-<dataset>-<backbone> or finetune-<dataset>-<backbone>-<v3s|scratch>."""
+    """--out, else WORKSPACE/runs/pretrain-<dataset>-<backbone> or finetune-<dataset>-<backbone>-<v3s|scratch>
+    (scratch-pytorch-init for --init-scheme pytorch, so that the two random baselines keep separate runs)."""
     if config.out is not None:
         return config
     if isinstance(config, PretrainConfig):
         name = f"pretrain-{config.dataset}-{config.backbone}"
     else:
-        name = f"finetune-{config.dataset}-{config.backbone}-{'scratch' if config.scratch else 'v3s'}"
+        source = "v3s" if not config.scratch else "scratch" if config.init_scheme == "he" else \
+            f"scratch-{config.init_scheme}-init"
+        name = f"finetune-{config.dataset}-{config.backbone}-{source}"
     config = config.replace(out=str(workspace.runs_dir() / name))
     log(f"run folder: {config.out} (--out to choose another)")
     return config

@@ -59,6 +59,9 @@ def _resolve_backbone(config: FinetuneConfig) -> tuple[FinetuneConfig, dict | No
     """Backbone and width from the --init checkpoint (whose weights are returned) or from --scratch's options."""
     if bool(config.init) == config.scratch:
         raise ValueError("give exactly one of --init PRETRAIN_CHECKPOINT and --scratch")
+    if config.init_scheme != "he" and not config.scratch:
+        raise ValueError(f"--init-scheme {config.init_scheme} applies with --scratch only: with --init the backbone's "
+                         f"weights come from the checkpoint {config.init}")
     if config.scratch:
         return config.replace(backbone=config.backbone or "r21d", width=1.0 if config.width is None else config.width,
                               input_mode=config.input_mode or "rgb"), None

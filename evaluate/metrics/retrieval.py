@@ -57,16 +57,19 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def nearest_neighbours(
-    query_feats: np.ndarray, gallery_feats: np.ndarray, k: int, batch_size: int = 1024
+    query_feats: np.ndarray, gallery_feats: np.ndarray, k: int, batch_size: int = 1024,
+    query_groups: np.ndarray | None = None, gallery_groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The k most cosine-similar gallery rows for each query, most similar first, ties to the lower index.
 
     Args:
         query_feats: (Q, D) query features.
         gallery_feats: (G, D) gallery features.
-        k: neighbours per query, 1 <= k <= G.
+        k: neighbours per query, 1 <= k <= G (with groups: <= the fewest gallery rows outside a query's group).
         batch_size: queries per similarity block (memory is batch_size x G float64). It can change the
             similarities in the last bit only (BLAS blocking), never the tie rule for identical gallery rows.
+        query_groups, gallery_groups: (Q,) and (G,) group ids, both or neither: a gallery row of the query's own
+            group is never returned (leave-one-group-out within one list).
 
     Returns:
         indices: (Q, k) int64 gallery rows; similarities: (Q, k) float64, non-increasing along each row.
@@ -80,6 +83,16 @@ def nearest_neighbours(
     n_gallery = gallery.shape[0]
     if not 1 <= k <= n_gallery:
         raise ValueError(f"k must be in [1, {n_gallery}] (the gallery size), got {k}")
+    if (query_groups is None) != (gallery_groups is None):
+        raise ValueError("give both query_groups and gallery_groups, or neither")
+    if query_groups is not None:
+        query_groups, gallery_groups = np.asarray(query_groups), np.asarray(gallery_groups)
+        if query_groups.shape != (query.shape[0],) or gallery_groups.shape != (n_gallery,):
+            raise ValueError(f"query_groups and gallery_groups must have shapes ({query.shape[0]},) and "
+                             f"({n_gallery},), got {query_groups.shape} and {gallery_groups.shape}")
+        fewest = outside_group_counts(query_groups, gallery_groups).min()
+        if k > fewest:
+            raise ValueError(f"k must be at most {fewest} (the fewest gallery rows outside a query's group), got {k}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     # BLAS may round the same dot product differently at different positions of a matrix, so identical
@@ -96,6 +109,8 @@ def nearest_neighbours(
         block = query[start : start + batch_size] @ unique_rows.T
         if duplicates:
             block = block[:, inverse]
+        if query_groups is not None:
+            block[query_groups[start : start + batch_size, None] == gallery_groups[None, :]] = -np.inf
         order = _top_k(block, k)
         indices[start : start + len(block)] = order
         sims[start : start + len(block)] = np.take_along_axis(block, order, axis=1)
@@ -119,6 +134,17 @@ def _top_k(block: np.ndarray, k: int) -> np.ndarray:
     if tied.any():
         order[tied] = np.argsort(-block[tied], axis=1, kind="stable")[:, :k]
     return order
+
+
+def outside_group_counts(query_groups: np.ndarray, gallery_groups: np.ndarray) -> np.ndarray:
+    """(Q,) int64: for each query, the gallery rows whose group differs from the query's.
+
+    Args:
+        query_groups: (Q,) group ids. gallery_groups: (G,) group ids.
+    """
+    names, counts = np.unique(np.asarray(gallery_groups), return_counts=True)
+    own = dict(zip(names.tolist(), counts.tolist()))
+    return len(gallery_groups) - np.array([own.get(g, 0) for g in np.asarray(query_groups).tolist()], dtype=np.int64)
 
 
 def retrieval_topk(

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..choices import INIT_SCHEMES
+
 
 STAGE_NAMES = ("conv1", "conv2", "conv3", "conv4", "conv5")
 TAP_NAMES = ("pool3", "pool4", "pool5", "conv5", "pool")
@@ -115,12 +117,23 @@ class VideoBackbone(nn.Module):
         return {t: out[t] for t in taps}
 
 
-def init_weights(module: nn.Module) -> None:
-    """He init for convolutions (fan_out, as torchvision's video ResNets) and unit batch norm; linears keep defaults.
+def init_weights(module: nn.Module, scheme: str = "he") -> None:
+    """Initialise a freshly built backbone in place.
+
+    "he": He normal for convolutions (fan_out, as torchvision's video ResNets), zero conv biases, unit batch norm;
+    linears keep torch's defaults. "pytorch": nothing is redrawn, so every module keeps what its own constructor
+    drew (convolutions and linears kaiming_uniform(a=sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), biases
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)), batch norm 1 and 0): the initialisation of the VCOP-family code, whose
+    random baselines never call an init function.
 
     Args:
-        module: the model to initialise in place.
+        module: the model to initialise in place (built under the seed that should fix its weights).
+        scheme: one of INIT_SCHEMES.
     """
+    if scheme not in INIT_SCHEMES:
+        raise ValueError(f"unknown init scheme {scheme!r}; valid schemes are {list(INIT_SCHEMES)}")
+    if scheme == "pytorch":
+        return
     for m in module.modules():
         if isinstance(m, nn.Conv3d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

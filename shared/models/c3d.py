@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import VideoBackbone, check_width, init_weights, scale_channels
+from .base import VideoBackbone, check_width, scale_channels
 
 
 def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
@@ -34,7 +34,6 @@ class C3D(VideoBackbone):
             "conv5": nn.Sequential(nn.MaxPool3d(2), *_conv_bn_relu(c4, c5), *_conv_bn_relu(c5, c5)),
         }
         super().__init__(stages, feature_dim=c5, tap_dims={"pool3": c3, "pool4": c4, "pool5": c5})
-        init_weights(self)
 
 
 def c3d(width: float = 1.0) -> C3D:

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..choices import INPUT_MODES
-from .base import VideoBackbone, check_width
+from ..choices import INIT_SCHEMES, INPUT_MODES
+from .base import VideoBackbone, check_width, init_weights
 from .c3d import c3d
 from .resnet3d import r2plus1d, r3d, r3d18
 from .s3dg import s3dg
@@ -25,13 +25,15 @@ BACKBONES: dict[str, Callable[..., VideoBackbone]] = {
 }
 
 
-def build_backbone(name: str, width: float = 1.0, input_mode: str = "rgb") -> VideoBackbone:
-    """Build a registered backbone.
+def build_backbone(name: str, width: float = 1.0, input_mode: str = "rgb", init_scheme: str = "he") -> VideoBackbone:
+    """Build a registered backbone and initialise it: the one place a backbone's initial weights are decided.
 
     Args:
         name: one of BACKBONES ("c3d", "r3d", "r3d18", "r21d", "s3dg").
         width: channel multiplier (>0); 1.0 is the published network.
         input_mode: "rgb" (the paper) or "diff" (differences of consecutive frames; no parameters change).
+        init_scheme: "he" (He normal convolutions, the default) or "pytorch" (torch's own module defaults, as
+            the VCOP-family random baselines); see `init_weights`. Under one torch seed the weights are fixed.
 
     Returns:
         a VideoBackbone mapping (B, 3, T, H, W) clips to (B, feature_dim) features.
@@ -40,8 +42,12 @@ def build_backbone(name: str, width: float = 1.0, input_mode: str = "rgb") -> Vi
         raise ValueError(f"unknown backbone {name!r}; valid names are {sorted(BACKBONES)}")
     if input_mode not in INPUT_MODES:
         raise ValueError(f"unknown input_mode {input_mode!r}; valid modes are {list(INPUT_MODES)}")
+    if init_scheme not in INIT_SCHEMES:
+        raise ValueError(f"unknown init scheme {init_scheme!r}; valid schemes are {list(INIT_SCHEMES)}")
     _check_fits_in_memory(name, check_width(width))
+    # The builders construct the modules only (each draws torch's default initialisation as it is made).
     backbone = BACKBONES[name](width=width)
+    init_weights(backbone, init_scheme)
     backbone.input_mode = input_mode
     return backbone
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
 
-from .base import VideoBackbone, check_width, init_weights, scale_channels
+from .base import VideoBackbone, check_width, scale_channels
 
 Triple = tuple[int, int, int]
 ConvMaker = Callable[[int, int, Triple, Triple, Triple], nn.Module]
@@ -129,7 +129,6 @@ class VideoResNet(VideoBackbone):
             c_in = c_out
         super().__init__(stages, feature_dim=channels[3],
                          tap_dims={"pool3": channels[1], "pool4": channels[2], "pool5": channels[3]})
-        init_weights(self)
 
 
 def r3d(width: float = 1.0) -> VideoResNet:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .base import VideoBackbone, check_width, init_weights, scale_channels
+from .base import VideoBackbone, check_width, scale_channels
 
 # Inception block widths at width 1: (b0 1x1, b1 1x1, b1 sep3x3, b2 1x1, b2 sep3x3, b3 pool-1x1).
 _MIXED = {
@@ -126,7 +126,6 @@ class S3DG(VideoBackbone):
         }
         tap_dims = {"pool3": m3c.out_channels, "pool4": m4[-1].out_channels, "pool5": m5c.out_channels}
         super().__init__(stages, feature_dim=m5c.out_channels, tap_dims=tap_dims)
-        init_weights(self)
 
 
 def s3dg(width: float = 1.0) -> S3DG:
