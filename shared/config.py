@@ -181,7 +181,7 @@ class RunOptions(ConfigBase):
         object.__setattr__(self, "split", str(self.split))  # split ids are strings in the store ("1", not 1)
         check_ranges(self, ("clip_len", "frame_step", "clip_size", "canvas", "crop", "epochs", "batch_size",
                             "val_videos", "train_per_class", "max_steps", "ckpt_every", "log_every"),
-                     ("lr", "momentum", "weight_decay", "clip_grad", "backbone_lr_mult", "workers"))
+                     ("lr", "momentum", "weight_decay", "clip_grad", "backbone_lr_mult", "workers", "pretext_noise"))
         if not 0 <= self.dropout < 1:
             raise ValueError(f"--dropout {self.dropout!r} is out of range: it must be in [0, 1)")
         if getattr(self, "crop", 0) > getattr(self, "canvas", 0) > 0:
@@ -205,6 +205,9 @@ class PretrainConfig(StoreSplit, RunOptions):
                               "S3D-G: 256).")
     crop: int = option(112, "Side of the crop taken from the warped canvas, then resized to --clip-size (paper: 112; "
                             "S3D-G: 224). crop / canvas is the share of the frame a pretext clip shows.")
+    pretext_noise: float = option(0.0, "Add fresh Gaussian pixel noise of sigma ~ U(0, this) grey levels to training "
+                                       "pretext clips after the warp (paper: none; the CPU demo's choice, "
+                                       "docs/demo.md).")
     epochs: int = option(300, "Epochs over the pretraining videos (paper: 300).")
     batch_size: Optional[int] = option(None, "Global batch size, split evenly over DDP ranks [default: the paper's "
                                              "32, or the training videos where fewer].")
