@@ -8,7 +8,7 @@ import torch
 from v3s.shared.models import (BACKBONES, ClassifierHead, V3SHead, VideoModel, build_backbone,
                                load_backbone_weights)
 
-# Public-definition counts (backbone without FC): ../shared/FACTS.md. S3D-G: 9.10-9.13M, take the middle.
+# Public-definition counts (backbone without FC), docs/backbones.md. S3D-G: 9.10-9.13M, take the middle.
 PUBLIC_PARAMS = {"c3d": 27.66e6, "r3d": 14.36e6, "r3d18": 33.17e6, "r21d": 14.37e6, "s3dg": 9.115e6}
 # conv5 channels at width 1 and the (T, H, W) of conv5 after MaxPool3d((1,2,2)) at 16x112x112.
 CONV5_AT_112 = {"c3d": 512 * 2 * 3 * 3, "r3d": 9216, "r3d18": 9216, "r21d": 9216, "s3dg": 1024 * 2 * 1 * 1}

@@ -306,3 +306,60 @@ def test_kinds_set_via_cli(tmp_path):
     assert load_manifest(out, "ucf101").classes == S.KIND_CLASSES[:3]
     with pytest.raises(ValueError, match="class_set 'verbs'"):
         S.SynthConfig(class_set="verbs")
+
+
+# sha256 of the rendered (not encoded) frames of three clips, measured before SynthConfig.clutter existed: the default
+# scene must stay bit-identical.
+_DEFAULT_FRAMES_SHA256 = {
+    "Circle": "e5c58258475069c5feb53660916c1f5683badec95a8d14935c13e1de9bad1b0f",
+    "TranslateLeft": "24287d51f0bdeb58fdd8c8a5f77619bacb9bb67579c74917c6326b3bb65d0f90",
+    "StopAndGo": "1a752bca1b283e4f54b6a545d34356069d26d7a120ce6088d241057aa9336fbe",
+}
+
+
+def test_default_clutter_renders_what_it_rendered_before_the_field_existed(ucf_set):
+    import hashlib
+
+    for motion, digest in _DEFAULT_FRAMES_SHA256.items():
+        frames, _ = S.render_video(S.VideoSpec(motion, (36, 48), (0, 0, 1, 1), (0, 0, 1, 1, 2)))
+        assert hashlib.sha256(frames.tobytes()).hexdigest() == digest, motion
+    # ... and a folder made before the field existed is still recognised as the same set
+    old = ('{"class_set": "kinds", "classes": 10, "codec": "xvid", "layout": "ucf101", "pairs_per_fold": 40, '
+           '"seed": 0, "size": [72, 96], "videos_per_class": 80}')
+    assert S.config_json(S.SynthConfig(class_set="kinds", size=(72, 96), videos_per_class=80)) == old
+    assert '"clutter": "clean"' in S.config_json(S.SynthConfig(clutter="clean"))
+    out, config = ucf_set
+    assert "clutter" not in (out / ".synth_config.json").read_text()
+    assert S.generate(config, out, jobs=1).reused
+    with pytest.raises(ValueError, match="config differs"):
+        S.generate(config.replace(clutter="clean"), out, jobs=1)
+
+
+def test_clean_clutter_has_a_plain_background_no_distractors_and_no_noise():
+    spec = S.VideoSpec("Glide", (36, 48), (0, 0, 1, 1), (0, 0, 1, 1, 2), clutter="clean")
+    scene = S.sample_scene(spec)
+    assert scene.distractors == () and scene.noise_sigma == 0.0
+    full = S.sample_scene(S.VideoSpec("Glide", (36, 48), (0, 0, 1, 1), (0, 0, 1, 1, 2)))
+    np.testing.assert_array_equal(S.trajectory(scene).center, S.trajectory(full).center)   # same motion
+    assert scene.sprite == full.sprite and np.array_equal(scene.jitter, full.jitter)
+    frames, track = S.render_frames(scene)
+    # far from the object, every pixel is the one background colour
+    yy, xx = np.mgrid[0:36, 0:48]
+    far = (np.hypot(xx - track.center[0, 0], yy - track.center[0, 1]) > track.size[0])
+    background = frames[0][far]
+    assert np.ptp(background.astype(int), axis=0).max() <= 1
+    with pytest.raises(ValueError, match="clutter 'none'"):
+        S.SynthConfig(clutter="none")
+
+
+def test_clean_clutter_via_cli(tmp_path):
+    out = tmp_path / "clean"
+    r = CliRunner().invoke(main, ["synth", str(out), "--clutter", "clean", "--classes", "2",
+                                  "--videos-per-class", "3", "--size", "32x44", "--jobs", "1", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert '"clutter": "clean"' in (out / ".synth_config.json").read_text()
+    plan = S.plan_dataset(S.SynthConfig(classes=2, videos_per_class=3, size=(32, 44), clutter="clean"))
+    assert all(v.spec.clutter == "clean" and (out / v.rel_path).is_file() for v in plan)
+    r = CliRunner().invoke(main, ["synth", str(out), "--classes", "2", "--videos-per-class", "3", "--size", "32x44",
+                                  "--jobs", "1", "--quiet"])
+    assert r.exit_code == 2 and "config differs" in r.output

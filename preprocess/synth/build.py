@@ -36,6 +36,18 @@ class SynthResult:
 
 _CONFIG_FILE = ".synth_config.json"
 _DONE_FILE = ".synth_done"
+# Fields added after folders were made, with the default that reproduces those folders' frames: left out of
+# .synth_config.json at that default, so that a rerun still recognises (and reuses) a folder made before them.
+_LATER_FIELDS = {"clutter": "full"}
+
+
+def config_json(config: SynthConfig) -> str:
+    """The config as OUT/.synth_config.json records it (and a rerun compares it)."""
+    fields_ = asdict(config)
+    for name, default in _LATER_FIELDS.items():
+        if fields_[name] == default:
+            del fields_[name]
+    return json.dumps(fields_, sort_keys=True)
 
 
 def generate(config: SynthConfig, out: str | os.PathLike, jobs: int | None = None, quiet: bool = True) -> SynthResult:
@@ -53,7 +65,7 @@ def generate(config: SynthConfig, out: str | os.PathLike, jobs: int | None = Non
     from joblib import Parallel, delayed
 
     out = Path(out)
-    want = json.dumps(asdict(config), sort_keys=True)
+    want = config_json(config)
     if out.exists() and not out.is_dir():
         raise ValueError(f"output folder {str(out)!r} is a file; a folder is expected")
     cfg_file = out / _CONFIG_FILE
@@ -125,6 +137,7 @@ def write_contact_sheet(out: str | os.PathLike, config: SynthConfig, png: str | 
             if r == 0:
                 ax.set_title(f"t={c * step}", fontsize=8)
     kinds = " --class-set kinds" if config.class_set != "directions" and config.layout != "aslan" else ""
+    kinds += f" --clutter {config.clutter}" if config.clutter != "full" else ""
     fig.suptitle(f"v3s-prep synth --layout {config.layout}{kinds} --seed {config.seed}: first clip of each class, "
                  f"every {step}th frame", fontsize=9)
     fig.tight_layout()

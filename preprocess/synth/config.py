@@ -45,6 +45,7 @@ GROWTH = 0.008          # |d log(size) / dt| of Approach / Recede / Pulse, per f
 SPREAD = (0.9, 1.1)     # multiplicative range of both rates
 OBJECT_SIZE = (0.15, 0.30)   # object bounding diameter, in frame heights
 LENGTH = (60, 200)      # frames per video, inclusive
+CLUTTER = ("full", "clean")   # SynthConfig.clutter: the default scene, or a plain background with no distractors/noise
 SHAPES = ("disc", "square", "triangle", "pentagon", "hexagon", "star", "house", "figure")
 TEXTURES = ("stripes", "checker", "dots", "rings")
 
@@ -64,6 +65,10 @@ class SynthConfig(ConfigBase):
         pairs_per_fold: ASLAN only: pairs per fold, half same, half not-same.
         class_set: ucf101 / hmdb51 layouts: "directions" (DEFAULT_CLASSES: classes that differ by direction,
             e.g. TranslateLeft vs TranslateRight) or "kinds" (KIND_CLASSES: the kind of motion, direction random).
+        clutter: "full" (textured background with dim static shapes, 0-2 distractors, pixel noise sigma 2-5) or
+            "clean" (a plain background of one colour, no distractors, no pixel noise): a control for research on
+            what the clutter costs. Both draw the same object, colours, camera jitter and path; the speed profile of
+            Accelerate, Decelerate and StopAndGo (drawn after the clutter) is drawn afresh in "clean".
     """
 
     layout: str = option("ucf101", "Folder and split-file layout to write (aslan: never-seen motion classes and "
@@ -76,6 +81,8 @@ class SynthConfig(ConfigBase):
     seed: int = option(0, "Dataset seed: same seed, same frames.")
     codec: str = option("xvid", "xvid: .avi like UCF101; h264: .mp4.", choices=tuple(CODECS))
     pairs_per_fold: int = option(40, "aslan only: pairs per fold, half same, half not-same.")
+    clutter: str = option("full", "full: textured background, distractors, pixel noise; clean: a plain background and "
+                                  "none of them (a research control).", choices=CLUTTER)
 
     def __post_init__(self) -> None:
         aslan = self.layout == "aslan"
@@ -84,6 +91,8 @@ class SynthConfig(ConfigBase):
             object.__setattr__(self, "classes", 20 if aslan else 10)
         if self.videos_per_class is None:
             object.__setattr__(self, "videos_per_class", 12 if aslan else 40)
+        if self.clutter not in CLUTTER:
+            raise ValueError(f"clutter {self.clutter!r} is not one of {CLUTTER}")
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout {self.layout!r} is not one of {LAYOUTS}")
         if self.class_set not in CLASS_SETS:

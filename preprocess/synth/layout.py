@@ -67,7 +67,7 @@ def plan_dataset(config: SynthConfig) -> list[PlannedVideo]:
         for g, n in enumerate(sizes, start=1):
             for clip in range(1, n + 1):
                 spec = VideoSpec(motion, config.size, (config.seed, layout_code, label, g),
-                                 (config.seed, layout_code, label, g, clip))
+                                 (config.seed, layout_code, label, g, clip), config.clutter)
                 if config.layout == "ucf101":
                     name, rel = motion, f"{motion}/v_{motion}_g{g:02d}_c{clip:02d}{ext}"
                 elif config.layout == "hmdb51":

@@ -83,7 +83,8 @@ def _sprite_rgba(sprite: Sprite, diameter: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def _background(scene: Scene, pad: int) -> np.ndarray:
-    """A static (H + 2 pad, W + 2 pad, 3) float32 scene: smooth colour field, fine grain, dim canonical shapes."""
+    """A static (H + 2 pad, W + 2 pad, 3) float32 scene: smooth colour field, fine grain, dim canonical shapes (clutter
+    "clean": the field's first colour alone)."""
     h, w = scene.spec.size
     hh, ww = h + 2 * pad, w + 2 * pad
     rng = np.random.default_rng(np.random.SeedSequence(list(scene.background_seed)))
@@ -91,6 +92,8 @@ def _background(scene: Scene, pad: int) -> np.ndarray:
     field_ = cv2.resize(rng.random((int(rng.integers(3, 7)), int(rng.integers(3, 7))), np.float32), (ww, hh),
                         interpolation=cv2.INTER_CUBIC)
     img = c1 + (c2 - c1) * np.clip(field_, 0, 1)[..., None]
+    if scene.spec.clutter == "clean":   # one plain colour: no field, grain or static shapes
+        return np.broadcast_to(c1, img.shape).copy()
     grain = cv2.resize(rng.random((hh // 6 + 1, ww // 6 + 1), np.float32), (ww, hh),
                        interpolation=cv2.INTER_LINEAR)
     img += (grain[..., None] - 0.5) * rng.uniform(15, 35)
@@ -152,7 +155,8 @@ def render_frames(scene: Scene) -> tuple[np.ndarray, Track]:
             xy, _ = _wrap(start + vel * t, h, w, d / 2 + 1)
             _paste(frame, drgb, dalpha, xy + jitter[t], 1.0)
         _paste(frame, rgb, alpha, track.center[t], track.size[t] * sprite_scale)
-        frame += noise_rng.standard_normal((h, w, 3), np.float32) * scene.noise_sigma
+        if scene.noise_sigma:   # 0 in clutter "clean"
+            frame += noise_rng.standard_normal((h, w, 3), np.float32) * scene.noise_sigma
         np.clip(frame, 0, 255, out=frame)
         frames[t] = frame
     return frames, track

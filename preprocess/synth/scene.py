@@ -20,12 +20,14 @@ class VideoSpec:
         size: (height, width) in pixels.
         group_seed: entropy shared by a group's clips: background, object shape, colours, texture, size.
         clip_seed: entropy of this clip alone: length, speed, start, jitter, distractors, noise.
+        clutter: "full" or "clean" (SynthConfig.clutter).
     """
 
     motion: str
     size: tuple[int, int]
     group_seed: tuple[int, ...]
     clip_seed: tuple[int, ...]
+    clutter: str = "full"
 
 
 @dataclass(frozen=True)
@@ -251,13 +253,14 @@ def sample_scene(spec: VideoSpec) -> Scene:
     amp = c.uniform(0.2, 0.6, (2, 2)) * 0.012 * h
     jitter = np.stack([amp, c.uniform(0.01, 0.05, (2, 2)), c.uniform(0, 2 * np.pi, (2, 2))], -1)
 
+    full = spec.clutter == "full"   # "clean" draws no distractors and no noise level (the draws after them move)
     distractors = []
-    for _ in range(int(c.integers(0, 3))):
+    for _ in range(int(c.integers(0, 3)) if full else 0):
         dsize = c.uniform(0.35, 0.55) * base_size
         v = _unit(c.uniform(0, 360)) * c.uniform(*SPREAD) * SPEED * h
         distractors.append((_random_sprite(c, bold=False), float(dsize),
                             np.array([c.uniform(0, w), c.uniform(0, h)]), v))
-    noise = (float(c.uniform(2.0, 5.0)), tuple(int(x) for x in c.integers(0, 2**31, 2)))
+    noise = (float(c.uniform(2.0, 5.0)) if full else 0.0, tuple(int(x) for x in c.integers(0, 2**31, 2)))
     pace, period, phase = _PACES.get(spec.motion, "const"), 0.0, 0.0
     if pace != "const":   # drawn last, so the other classes' draws do not change
         period = float(c.uniform(*PACE_PERIOD))
