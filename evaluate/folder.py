@@ -66,7 +66,7 @@ class VideoFolder:
                     log(f"embed: {rel} does not decode, skipped: {result}")
             else:
                 self._decoded[rel] = result
-        self._videos = [VideoInfo(key=rel, dataset=FOLDER_DATASET, rel_path=rel, class_name="", label=-1,
+        self._videos = [VideoInfo(dataset=FOLDER_DATASET, rel_path=rel, class_name="", label=-1,
                                   num_frames=d.num_frames, fps=d.source.fps, height=height, width=width)
                         for rel, d in self._decoded.items()]
         files = []
@@ -86,8 +86,8 @@ class VideoFolder:
         raise ValueError(f"a folder of videos ({self.path}) has no splits; give --store and --dataset for a split")
 
     def read_frames(self, key: str, indices: Iterable[int]) -> np.ndarray:
-        """Frames of one video by index: uint8 (len(indices), height, width, 3) RGB."""
-        decoded = self._decoded.get(key)
+        """Frames of one video by index: uint8 (len(indices), height, width, 3) RGB; key is "folder/<path>"."""
+        decoded = self._decoded.get(key.removeprefix(f"{FOLDER_DATASET}/"))
         if decoded is None:
             raise KeyError(f"video {key!r} is not a decoded video of {self.path}")
         idx = np.asarray(list(indices), dtype=np.int64).reshape(-1)
