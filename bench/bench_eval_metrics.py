@@ -3,7 +3,7 @@
 Run: .venv/bin/python bench/bench_eval_metrics.py  (figures in docs/protocols.md)
 """
 import time, numpy as np
-from v3s.evaluate.metrics.retrieval import retrieval_topk
+from v3s.shared.metrics.retrieval import retrieval_topk
 from v3s.evaluate.aslan import pair_features, evaluate_folds
 rng = np.random.default_rng(0)
 q, g = np.maximum(rng.normal(size=(3783, 512)), 0), np.maximum(rng.normal(size=(9537, 512)), 0)

@@ -8,7 +8,7 @@ them), leave-one-fold-out. Results: mean accuracy +- standard error, AUC, a ROC 
 
 From any model: `aslan_from_features(feats_by_layer, ids, pairs)` takes per-video arrays and sample ids, and the
 CLI's `--features NPZ` reads them from a file (`save_video_features` writes that format). The measures, the
-standardisation and the SVM are `v3s.evaluate.metrics.aslan`'s.
+standardisation and the SVM are `v3s.shared.metrics.aslan`'s.
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ from v3s.shared.temporal import clip_span
 
 from .config import AslanConfig
 from .features import ClipSpec, tap_forward
-from .metrics.aslan import AslanResult, evaluate_folds, feature_names, pair_arrays, pair_features
-from .metrics.retrieval import l2_normalize_rows
+from v3s.shared.metrics.aslan import AslanResult, evaluate_folds, feature_names, pair_arrays, pair_features
+from v3s.shared.metrics.retrieval import l2_normalize_rows
 from .plots import roc_png
 from .resolve import Extractor, clip_geometry, describe_model, output_dir, resolve_model, resolve_store
 from .results import trailer, write_results

@@ -10,11 +10,11 @@ from typing import Optional
 from v3s.shared.config import ConfigBase, StoreSplit, option
 from v3s.shared.choices import INIT_SCHEMES, INPUT_MODES
 
-from .metrics.aslan import NEGATIVE_MODES, NORM_MODES
-from .metrics.knn import DEFAULT_TEMPERATURE, KNN_KS
-from .metrics.linear import DEFAULT_CS, DEFAULT_FOLDS, DEFAULT_MAX_ITER
-from .metrics.recognition import AGGREGATION_MODES
-from .metrics.retrieval import PEER_KS
+from v3s.shared.metrics.aslan import NEGATIVE_MODES, NORM_MODES
+from v3s.shared.metrics.knn import DEFAULT_TEMPERATURE, KNN_KS
+from v3s.shared.metrics.linear import DEFAULT_CS, DEFAULT_FOLDS, DEFAULT_MAX_ITER
+from v3s.shared.metrics.recognition import AGGREGATION_MODES
+from v3s.shared.metrics.retrieval import PEER_KS
 
 LAYERS = ("conv5", "pool")
 GRADCAM_TARGETS = ("auto", "predicted", "spatial", "temporal")

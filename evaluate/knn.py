@@ -3,7 +3,7 @@
 Each video's feature is retrieval's (the mean of its `--clips` linspace clips, one tap; the same cache entries);
 each test video's k most cosine-similar train videos vote with weight exp(cosine / T). Every k of `--ks` is
 reported; the headline "top1" / "top5" are those of the k that leave-one-group-out kNN on the train list picks,
-so no number is chosen on the test list. The metric is `v3s.evaluate.metrics.knn`'s; this module resolves the
+so no number is chosen on the test list. The metric is `v3s.shared.metrics.knn`'s; this module resolves the
 model and store, extracts (cached), and writes results.json and a curve of accuracy against k.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from .config import KnnConfig
 from .frozen import ks_within, model_label, split_features, video_groups
-from .metrics.knn import check_temperature, choosable_ks, knn_accuracy, select_k
+from v3s.shared.metrics.knn import check_temperature, choosable_ks, knn_accuracy, select_k
 from .plots import topk_curve_png
 from .results import trailer, write_results
 

@@ -2,7 +2,7 @@
 chosen by group-aware cross-validation on the train list only, tested once on the test list.
 
 Each video's feature is retrieval's (the mean of its `--clips` linspace clips, one tap; the same cache entries).
-The metric is `v3s.evaluate.metrics.linear`'s; this module resolves the model and store, refuses a split the folds
+The metric is `v3s.shared.metrics.linear`'s; this module resolves the model and store, refuses a split the folds
 cannot be cut from before the model runs, extracts (cached), and writes results.json and a C-vs-accuracy curve.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 
 from .config import LinearConfig
 from .frozen import model_label, split_features, video_groups
-from .metrics.linear import check_cs, group_folds, linear_probe
+from v3s.shared.metrics.linear import check_cs, group_folds, linear_probe
 from .plots import cv_curve_png
 from .results import trailer, write_results
 

@@ -2,7 +2,7 @@
 
 10 clips per test video at linspace centres, centre crop, softmax probabilities averaged over the clips (logit
 averaging on request), top-1/top-5 at clip and video level, per-class accuracy, a confusion-matrix PNG, a
-predictions CSV and a results JSON. The metrics are `v3s.evaluate.metrics.recognition`'s.
+predictions CSV and a results JSON. The metrics are `v3s.shared.metrics.recognition`'s.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from v3s.shared.config import FinetuneConfig
 
 from .config import RecognitionConfig
 from .features import ClipSpec, logits_forward
-from .metrics.recognition import aggregate_clips, confusion_matrix, per_class_accuracy, topk_accuracy
+from v3s.shared.metrics.recognition import aggregate_clips, confusion_matrix, per_class_accuracy, topk_accuracy
 from .plots import confusion_matrix_png
 from .resolve import Extractor, clip_geometry, describe_model, output_dir, resolve_model, resolve_store
 from .results import trailer, write_results

@@ -3,7 +3,7 @@
 Each video's feature is the mean of its 10 linspace clips' features (conv5 after MaxPool3d(1,2,2), flattened,
 by default; or the pooled vector); every test video of the split queries every train video by cosine
 similarity; a query is a hit at k when any of its k nearest train videos shares its label. No video is dropped.
-The metric is `v3s.evaluate.metrics.retrieval`'s; this module loads the model (a pretrain or finetune checkpoint, or a
+The metric is `v3s.shared.metrics.retrieval`'s; this module loads the model (a pretrain or finetune checkpoint, or a
 random initialisation for the baseline rows), extracts (cached), and writes the JSON, a top-k curve and a grid of
 example queries beside their nearest neighbours.
 """
@@ -17,7 +17,7 @@ import numpy as np
 
 from .config import RetrievalConfig
 from .frozen import ks_within, model_label, split_features
-from .metrics.retrieval import nearest_neighbours, retrieval_topk
+from v3s.shared.metrics.retrieval import nearest_neighbours, retrieval_topk
 from .plots import HIT, MISS, Thumb, retrieval_grid_png, topk_curve_png
 from .results import trailer, write_results
 

@@ -20,7 +20,8 @@ from .choices import INIT_SCHEMES, INPUT_MODES, LR_SCHEDULES, PRECISIONS, SYNC_B
 
 # Fields that may differ between a run and its --resume: they change where and how fast it runs, not what
 # it computes (workers and device only change speed; the data order and augmentation draws do not depend on them).
-RESUMABLE_CHANGES = frozenset({"resume", "workers", "device", "compile", "log_every", "ckpt_every", "out"})
+RESUMABLE_CHANGES = frozenset({"resume", "workers", "device", "compile", "log_every", "ckpt_every", "out", "monitor_every",
+                               "monitor_per_class"})
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", *, choices: tuple[str, ...] | None = None,
@@ -224,6 +225,11 @@ class PretrainConfig(StoreSplit, RunOptions):
     val_videos: Optional[int] = option(None, "Validation videos drawn by seed from the train list [default: the "
                                              "paper's 800, or 10% of a list too short for it].", min=1)
     seed: int = option(0, "Seed of the validation draw, data order, augmentation and initialisation.")
+    monitor_every: Optional[int] = option(None, "Score the frozen features by kNN on the split's labelled lists every "
+                                                "this many steps [default: 10 times per run where the split has labels; "
+                                                "0: off]. The labels are never trained on.")
+    monitor_per_class: int = option(20, "Videos per class the representation monitor scores (train list memory, "
+                                        "test list queries).")
     label_space: Optional[dict] = option(None, "Resolved LabelSpace.to_dict() of --transforms.", cli=False)
 
 

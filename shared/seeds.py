@@ -26,6 +26,8 @@ LOADER = 0x10AD
 DROPOUT = 1
 # The pretext checks' frame permutations: seed_for(seed, SHORTCUT_VARIANTS, batch start).
 SHORTCUT_VARIANTS = 0x5C
+# Which labelled videos the representation monitor scores features on (train/monitor.py).
+MONITOR_SUBSET = 0x40A1
 # A second random initialisation to compare pretrained features against (the pretext checks).
 REFERENCE_INIT = 0x1E1
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from v3s.evaluate.metrics import aslan
-from v3s.evaluate.metrics.aslan import (
+from v3s.shared.metrics import aslan
+from v3s.shared.metrics.aslan import (
     SIMILARITY_NAMES,
     evaluate_folds,
     feature_names,

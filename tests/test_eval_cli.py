@@ -18,7 +18,7 @@ from PIL import Image
 from v3s.data_manifest import read_pairs
 from v3s.evaluate.cli import main as eval_main
 from v3s.evaluate.gradcam import grad_cam
-from v3s.evaluate.metrics.retrieval import l2_normalize_rows
+from v3s.shared.metrics.retrieval import l2_normalize_rows
 from v3s.evaluate.aslan import aslan_from_features, save_video_features
 from v3s.preprocess.cli import main as prep_main
 from v3s.shared.checkpoint import build_network, config_from_checkpoint, load_checkpoint, save_checkpoint

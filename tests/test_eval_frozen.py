@@ -19,7 +19,7 @@ from PIL import Image
 
 from v3s.evaluate import features as F
 from v3s.evaluate.cli import main as eval_main
-from v3s.evaluate.metrics.retrieval import cosine_similarity
+from v3s.shared.metrics.retrieval import cosine_similarity
 from v3s.train.cli import main as train_main
 
 CLIPS = ["--clips", 2, "--workers", 0, "--quiet"]

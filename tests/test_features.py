@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from v3s.evaluate import cache as C
 from v3s.evaluate import features as F
 from v3s.evaluate.cli import main as eval_main
-from v3s.evaluate.metrics.recognition import mean_over_clips
+from v3s.shared.metrics.recognition import mean_over_clips
 from v3s.preprocess.cli import main as prep_main
 from v3s.shared.checkpoint import load_checkpoint, load_model, save_checkpoint
 from v3s.shared.clips import EvalClips

@@ -1,4 +1,4 @@
-"""Weighted kNN classification on feature arrays (v3s.evaluate.metrics.knn), and group exclusion in the neighbours."""
+"""Weighted kNN classification on feature arrays (v3s.shared.metrics.knn), and group exclusion in the neighbours."""
 from __future__ import annotations
 
 import math
@@ -7,8 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-from v3s.evaluate.metrics.knn import choosable_ks, knn_accuracy, select_k, vote_scores
-from v3s.evaluate.metrics.retrieval import nearest_neighbours
+from v3s.shared.metrics.knn import choosable_ks, knn_accuracy, select_k, vote_scores
+from v3s.shared.metrics.retrieval import nearest_neighbours
 
 
 def brute_force_knn(q, ql, g, gl, n_classes, k, t, qg=None, gg=None):

@@ -1,11 +1,11 @@
-"""Linear classification on feature arrays (v3s.evaluate.metrics.linear): group-aware folds, C selection on the
+"""Linear classification on feature arrays (v3s.shared.metrics.linear): group-aware folds, C selection on the
 train list only, standardisation fitted on training data only."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from v3s.evaluate.metrics.linear import check_cs, group_folds, linear_probe
+from v3s.shared.metrics.linear import check_cs, group_folds, linear_probe
 
 
 def ucf_like(n_classes=4, n_groups=6, per_group=3, dim=10, signal=3.0, seed=0):

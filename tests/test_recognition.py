@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from v3s.evaluate.metrics.recognition import (
+from v3s.shared.metrics.recognition import (
     aggregate_clips,
     confusion_matrix,
     label_ranks,

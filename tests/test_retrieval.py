@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from v3s.evaluate.metrics.retrieval import PEER_KS, cosine_similarity, nearest_neighbours, retrieval_topk
+from v3s.shared.metrics.retrieval import PEER_KS, cosine_similarity, nearest_neighbours, retrieval_topk
 
 
 def _bruteforce_topk(q, ql, g, gl, ks):
@@ -147,7 +147,7 @@ def test_duplicated_continuous_gallery_rows_tie_exactly_in_index_order():
 
 def test_partial_top_k_equals_a_stable_sort_of_the_whole_row():
     """The partition shortcut picks and orders exactly what a stable sort does, ties across the cut included."""
-    from v3s.evaluate.metrics.retrieval import _top_k
+    from v3s.shared.metrics.retrieval import _top_k
 
     rng = np.random.default_rng(3)
     block = rng.integers(0, 6, size=(200, 40)).astype(np.float64)  # many ties, at and across every cut

@@ -313,3 +313,20 @@ def test_scratch_finetune_init_scheme_is_used_stored_and_optional_in_old_checkpo
     assert Path(named.out).name == "finetune-ucf101-r21d-scratch-pytorch-init"
     assert Path(resolve_out(named.replace(out=None, init_scheme="he"), log=lambda line: None).out).name == \
         "finetune-ucf101-r21d-scratch"
+
+
+def test_the_representation_monitor_scores_frozen_features_without_training_on_labels(store, tmp_path):
+    """Every --monitor-every steps a kNN top-1 of the frozen features is logged (metrics.jsonl, curves.png); it
+    leaves the training untouched: the same run without it ends with identical weights."""
+    common = ["pretrain", "--store", store, "--dataset", "ucf101", "--epochs", "2", *TINY]
+    r = cli(*common, "--out", str(tmp_path / "with"), "--monitor-every", "2", "--monitor-per-class", "2")
+    assert r.exit_code == 0 and "monitor: kNN top-1 of 8 test videos against 8 train videos every 2 steps" in r.output
+    r = cli(*common, "--out", str(tmp_path / "without"), "--monitor-every", "0")
+    assert r.exit_code == 0, r.output
+    records = [json.loads(line) for line in (tmp_path / "with" / "metrics.jsonl").read_text().splitlines()]
+    monitored = [r for r in records if r["phase"] == "monitor"]
+    assert [r["step"] for r in monitored] == [2, 4, 6] and all(0 <= r["knn_top1"] <= 1 for r in monitored)
+    assert not any(r["phase"] == "monitor" for r in map(json.loads, (tmp_path / "without" / "metrics.jsonl").read_text().splitlines()))
+    a, b = load_checkpoint(tmp_path / "with" / "last.pt"), load_checkpoint(tmp_path / "without" / "last.pt")
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k

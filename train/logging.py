@@ -100,21 +100,21 @@ def truncate_metrics(path: Path, step: int) -> None:
 
 
 def plot_curves(metrics_path: Path, png_path: Path) -> None:
-    """Plot loss and every accuracy over steps, train and val, into one PNG (matplotlib's Agg backend)."""
+    """Plot loss and every accuracy over steps (train, val, and the monitor's kNN) into one PNG (Agg backend)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     records = read_metrics(metrics_path)
-    keys = sorted({k for r in records for k in r if k == "loss" or k.startswith("acc")})
+    keys = sorted({k for r in records for k in r if k == "loss" or k.startswith(("acc", "knn"))})
     if not keys:
         return
     cols = min(len(keys), 3)
     rows = math.ceil(len(keys) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
     for ax, key in zip(axes.flat, keys):
-        for phase, style in (("train", "-"), ("val", "o-")):
+        for phase, style in (("train", "-"), ("val", "o-"), ("monitor", "s-")):
             pts = [(r["step"], r[key]) for r in records if r["phase"] == phase and key in r]
             if pts:
                 ax.plot(*zip(*pts), style, label=phase, markersize=3)

@@ -17,6 +17,7 @@ from v3s.shared.tasks import PretextTask
 
 from .defaults import Log, batch_size, resolve_out, resolve_source, validation_videos
 from .distributed import DistInfo, run_distributed
+from .monitor import build_monitor
 from .runner import RunResult, RunSpec, fit
 
 
@@ -49,5 +50,6 @@ def _pretrain(config: PretrainConfig, info: DistInfo, log: Log) -> RunResult:
     torch.manual_seed(config.seed)
     model = build_network(config)
     spec = RunSpec(kind="v3s-pretrain", model=model, param_groups=[{"params": list(model.parameters())}],
-                   task=PretextTask(space), train_set=train, val_set=val)
+                   task=PretextTask(space), train_set=train, val_set=val,
+                   monitor=lambda total, workers: build_monitor(store, config, total, workers, log))
     return fit(config, spec, info, log)

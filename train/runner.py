@@ -27,6 +27,7 @@ from .data import EpochSampler, ShardSampler, check_shared_memory, make_loader, 
 from .distributed import DistInfo, all_reduce_sum, barrier, sync_buffers
 from .logging import Progress, RunLogger, plot_curves
 from .loop import Diverged, StepContext, evaluate, summarise, train_one_epoch
+from .monitor import Monitor
 from .rundir import RunLock, check_run_folder
 
 Config = Union[PretrainConfig, FinetuneConfig]
@@ -42,6 +43,7 @@ class RunSpec:
         param_groups: optimiser parameter groups as [{"params": [...], "lr": ...}] (per-group learning rates).
         task: the loss and accuracies (v3s.shared.tasks).
         train_set, val_set: clip datasets (v3s.shared.clips): training items drawn per epoch, validation fixed.
+        monitor: given the run's total steps and worker count, the representation monitor (or None); rank 0 runs it.
     """
 
     kind: str
@@ -50,6 +52,7 @@ class RunSpec:
     task: Task
     train_set: Dataset
     val_set: Dataset
+    monitor: Callable[[int, int], Monitor | None] | None = None
 
 
 @dataclass
@@ -184,7 +187,11 @@ def _fit(config: Config, spec: RunSpec, info: DistInfo, log: Callable[[str], Non
                                   "steps_per_epoch": steps_per_epoch}),
                 "metrics": metrics, "best": best, "code_version": code_version()}
 
+    monitor = spec.monitor(total, workers) if spec.monitor is not None and info.is_main and step < total else None
+
     def on_step(at_step: int) -> None:
+        if monitor is not None and monitor.due(at_step, total):
+            logger.log("monitor", at_step, at_step // steps_per_epoch, monitor.measure(model, device, dtype))
         # Epoch ends (and the run's end) write their own checkpoint after validation; no checkpoint of a diverged
         # network ever replaces a good one (one host sync per --ckpt-every steps).
         if info.is_main and at_step % config.ckpt_every == 0 and at_step % steps_per_epoch and at_step < total:
