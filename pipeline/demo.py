@@ -8,9 +8,9 @@ cache), so a rerun takes seconds for what is done. See docs/demo.md for the reci
 """
 from __future__ import annotations
 
+import json
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,15 +18,22 @@ import numpy as np
 import torch
 
 from v3s.evaluate.aslan import run_aslan
-from v3s.evaluate.config import AslanConfig, RecognitionConfig, RetrievalConfig
+from v3s.evaluate.config import (AslanConfig, KnnConfig, LinearConfig, RecognitionConfig, RetrievalConfig,
+                                 SpeedinessConfig)
+from v3s.evaluate.knn import run_knn
+from v3s.evaluate.frozen import video_groups
+from v3s.evaluate.linear import run_linear
 from v3s.evaluate.recognition import run_recognition
 from v3s.evaluate.retrieval import run_retrieval
 from v3s.evaluate.shortcuts import pretext_shortcut_checks
+from v3s.evaluate.speediness import run_speediness
 from v3s.preprocess.extract import ExtractConfig, run_extract
 from v3s.preprocess.synth import SynthConfig, generate, write_contact_sheet
-from v3s.shared.atomic import write_json
+from v3s.shared.atomic import write_json, write_text
 from v3s.shared.checkpoint import load_checkpoint
-from v3s.shared.config import FinetuneConfig, PretrainConfig
+from v3s.shared.config import FinetuneConfig, PretrainConfig, config_diff
+from v3s.shared.paths import check_path
+from v3s.shared.store import Store
 from v3s.train.finetune import finetune
 from v3s.train.logging import read_metrics
 from v3s.train.pretrain import pretrain
@@ -50,11 +57,6 @@ class Clock:
         return result
 
 
-def _train(run: Callable, config, out: Path):
-    """Run or resume a training run; a finished run only reloads (its last.pt is at the final step)."""
-    return run(replace(config, resume=(out / "last.pt").is_file()))
-
-
 def _final_train_loss(run_dir: Path, last: int = 5) -> float:
     """Mean training loss over a run's last `last` logged epochs (its metrics.jsonl)."""
     losses = [row["loss"] for row in read_metrics(run_dir / "metrics.jsonl") if row.get("phase") == "train"]
@@ -62,11 +64,11 @@ def _final_train_loss(run_dir: Path, last: int = 5) -> float:
 
 
 def _timed_finetune(config: FinetuneConfig, threads: int | None = None) -> float:
-    """One finetuning run (on `threads` CPU threads when given); returns its wall time in seconds."""
+    """One finetuning run, or the rest of it (on `threads` CPU threads when given); its wall time in seconds."""
     if threads is not None:
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    _train(finetune, config, Path(config.out))
+    finetune(config, log=lambda line: None)
     return time.perf_counter() - t0
 
 
@@ -83,43 +85,62 @@ def _finetune_all(configs: list[FinetuneConfig], jobs: int) -> list[float]:
     return Parallel(n_jobs=jobs, backend="loky")(delayed(_timed_finetune)(c, threads=1) for c in configs)
 
 
-def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the whole pipeline; return the results dict (also written to OUT/results.json and OUT/REPORT.md)."""
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    clock = Clock(log)
-    data, aslan_data, store = out / "data" / "synth", out / "data" / "synth_aslan", out / "store"
-    height, width = cfg.store_size
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+CONFIG_FILE = "demo_config.json"
 
+
+def _check_folder(cfg: DemoConfig) -> Path:
+    """The output folder, writable, and not holding a demo made with other settings (its runs would not fit)."""
+    out = check_path(cfg.out, "out-dir", "--out")
+    old_file = out / CONFIG_FILE
+    if old_file.is_file():
+        old = DemoConfig.from_dict(json.loads(old_file.read_text()))
+        diff = config_diff(old, cfg, ignore=frozenset({"out"}))
+        if diff:
+            raise ValueError(f"--out {str(out)!r} holds a demo run with other settings ("
+                             + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
+                             + "); choose a new --out, or rerun with its settings to reuse its work")
+    elif any(out.iterdir()):
+        raise ValueError(f"--out {str(out)!r} is not empty and holds no demo run; choose a new or empty folder")
+    write_json(old_file, cfg.to_dict())
+    return out
+
+
+def _synth_and_extract(cfg: DemoConfig, out: Path, clock: Clock) -> Path:
+    """The synthetic sets (rendered once) and their store; the store's path."""
+    data, aslan_data, store = out / "data" / "synth", out / "data" / "synth_aslan", out / "store"
     synth = SynthConfig(classes=cfg.classes, videos_per_class=cfg.videos_per_class, size=cfg.synth_size,
                         class_set=cfg.class_set)
     aslan = SynthConfig(layout="aslan", classes=cfg.aslan_classes, videos_per_class=cfg.aslan_videos_per_class,
                         pairs_per_fold=cfg.aslan_pairs_per_fold, size=cfg.synth_size)
     clock("synth", lambda: (generate(synth, data, jobs=cfg.jobs), generate(aslan, aslan_data, jobs=cfg.jobs)))
-    sheet = out / "synth_contact_sheet.png"
-    if not sheet.is_file():
-        write_contact_sheet(data, synth, sheet)
+    if not (out / "synth_contact_sheet.png").is_file():
+        write_contact_sheet(data, synth, out / "synth_contact_sheet.png")
 
     def extract() -> None:
         for root, name in ((data, "ucf101"), (aslan_data, "aslan")):
-            summary = run_extract(ExtractConfig(root=str(root), dataset=name, out=str(store), size=(height, width),
+            summary = run_extract(ExtractConfig(root=str(root), dataset=name, out=str(store), size=cfg.store_size,
                                                 jobs=cfg.jobs, quiet=True))
             if summary.failed:
-                raise RuntimeError(f"extracting {root} failed for {summary.failed} videos; see `v3s-prep info {store} --failures`")
+                raise RuntimeError(f"extracting {root} failed for {summary.failed} videos; see "
+                                   f"`v3s-prep info {store} --failures`")
     clock("extract", extract)
+    return store
 
+
+def _train_runs(cfg: DemoConfig, out: Path, store: Path, clock: Clock, log: Callable[[str], None]
+                ) -> tuple[Path, dict[str, dict[int, Path]]]:
+    """V3S pretraining, then finetuning from it and from random init for every seed (a rerun continues or reuses
+    them); (the pretraining checkpoint, arm -> seed -> finetuning checkpoint)."""
     common = dict(store=str(store), dataset="ucf101", split="1", clip_len=cfg.clip_len, clip_size=cfg.clip_size,
-                  workers=cfg.workers, log_every=50, device="auto")
+                  workers=cfg.workers, log_every=50, device="auto", epochs=10 ** 6)
     pre_dir = out / "runs" / "pretrain"
     pre_cfg = PretrainConfig(out=str(pre_dir), backbone=cfg.backbone, width=cfg.width, input_mode=cfg.input_mode,
-                             transforms=cfg.transforms, canvas=cfg.canvas,
-                             batch_size=cfg.pretrain_batch, lr=cfg.pretrain_lr, max_steps=cfg.pretrain_steps,
-                             epochs=10 ** 6, val_videos=cfg.pretrain_val_videos, ckpt_every=250, **common)
-    clock("pretrain", lambda: _train(pretrain, pre_cfg, pre_dir))
+                             transforms=cfg.transforms, canvas=cfg.canvas, batch_size=cfg.pretrain_batch,
+                             lr=cfg.pretrain_lr, max_steps=cfg.pretrain_steps, val_videos=cfg.pretrain_val_videos,
+                             ckpt_every=250, **common)
+    clock("pretrain", lambda: pretrain(pre_cfg, log=lambda line: None))
     pre_ckpt = pre_dir / "last.pt"
     parallel = 1 if torch.cuda.is_available() else max(1, min(cfg.finetune_jobs, os.cpu_count() or 1))
-
     finetunes: dict[str, dict[int, Path]] = {"v3s": {}, "random": {}}
     configs = []
     for seed in cfg.seeds:
@@ -127,59 +148,93 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, A
             run_dir = out / "runs" / f"finetune-{arm}-seed{seed}"
             init = (dict(init=str(pre_ckpt)) if arm == "v3s"
                     else dict(scratch=True, backbone=cfg.backbone, width=cfg.width, input_mode=cfg.input_mode))
-            ft_cfg = FinetuneConfig(out=str(run_dir), batch_size=cfg.finetune_batch, lr=cfg.finetune_lr,
-                                    backbone_lr_mult=cfg.backbone_lr_mult if arm == "v3s" else 1.0,
-                                    max_steps=cfg.finetune_steps, epochs=10 ** 6, frame_step=cfg.frame_step,
-                                    no_flip=cfg.class_set == "directions",   # flips swap its direction classes
-                                    train_per_class=cfg.train_per_class, val_videos=cfg.finetune_val_videos,
-                                    seed=seed, ckpt_every=10 ** 6, **init, **common)
-            configs.append(replace(ft_cfg, workers=0) if parallel > 1 else ft_cfg)
+            configs.append(FinetuneConfig(
+                out=str(run_dir), batch_size=cfg.finetune_batch, lr=cfg.finetune_lr,
+                backbone_lr_mult=cfg.backbone_lr_mult if arm == "v3s" else 1.0, max_steps=cfg.finetune_steps,
+                frame_step=cfg.frame_step, no_flip=cfg.class_set == "directions",  # flips swap its direction classes
+                train_per_class=cfg.train_per_class, val_videos=cfg.finetune_val_videos, seed=seed,
+                ckpt_every=10 ** 6, **init, **{**common, "workers": 0 if parallel > 1 else cfg.workers}))
             finetunes[arm][seed] = run_dir / "last.pt"
     took = clock(f"finetune ({len(configs)} runs, {parallel} at a time)", lambda: _finetune_all(configs, parallel))
     for config, sec in zip(configs, took):
         log(f"   {Path(config.out).name}: {sec:.1f} s")
+    return pre_ckpt, finetunes
 
-    eval_common = dict(store=str(store), dataset="ucf101", split="1", workers=0, quiet=True)
-    recognition = {arm: {seed: clock(f"recognition {arm} seed {seed}", lambda p=p: run_recognition(
-        RecognitionConfig(ckpt=str(p), **eval_common))) for seed, p in runs.items()} for arm, runs in finetunes.items()}
-    retrieval = {
-        "v3s": clock("retrieval v3s", lambda: run_retrieval(RetrievalConfig(ckpt=str(pre_ckpt), layer="pool",
-                                                                            frame_step=cfg.frame_step, **eval_common))),
-        "random": clock("retrieval random", lambda: run_retrieval(RetrievalConfig(
-            random=True, backbone=cfg.backbone, width=cfg.width, seed=0, input_mode=cfg.input_mode, layer="pool", clip_len=cfg.clip_len,
-            clip_size=cfg.clip_size, frame_step=cfg.frame_step, out=str(out / "eval" / "retrieval-random"),
-            cache_dir=str(out / "eval" / "features-random"), **eval_common))),
-    }
-    aslan_common = dict(store=str(store), dataset="aslan", pairs=str(aslan_data / "pairs.csv"), workers=0, quiet=True,
-                        frame_step=cfg.frame_step)
-    aslan_res = {
-        "v3s": clock("aslan v3s", lambda: run_aslan(AslanConfig(ckpt=str(pre_ckpt), **aslan_common))),
-        "random": clock("aslan random", lambda: run_aslan(AslanConfig(
-            random=True, backbone=cfg.backbone, width=cfg.width, seed=0, input_mode=cfg.input_mode,
-            clip_len=cfg.clip_len,
-            clip_size=cfg.clip_size, out=str(out / "eval" / "aslan-random"),
-            cache_dir=str(out / "eval" / "features-random"), **aslan_common))),
-    }
-    checks = clock("pretext checks", lambda: pretext_shortcut_checks(pre_ckpt, store, cache=out / "eval" / "pretext_checks.json"))
 
+def _evaluate(cfg: DemoConfig, out: Path, store: Path, pre_ckpt: Path, finetunes: dict[str, dict[int, Path]],
+              clock: Clock) -> dict[str, Any]:
+    """Every evaluation of both arms with one protocol: recognition of the finetuned runs; retrieval, kNN, linear
+    probe and ASLAN of the pretrained backbone against a random init; the pretext checks; a speediness curve."""
+    quiet = dict(workers=0, quiet=True)
+    data = dict(store=str(store), dataset="ucf101", split="1", **quiet)
+    arms = {"v3s": dict(ckpt=str(pre_ckpt)),
+            "random": dict(random=True, backbone=cfg.backbone, width=cfg.width, seed=0, input_mode=cfg.input_mode,
+                           clip_len=cfg.clip_len, clip_size=cfg.clip_size,
+                           cache_dir=str(out / "eval" / "features-random"))}
+
+    def where(arm: str, name: str) -> dict[str, str]:
+        return {"out": str(out / "eval" / f"{name}-random")} if arm == "random" else {}
+
+    frozen = dict(layer="pool", frame_step=cfg.frame_step)
+    train = Store(store).split("ucf101", "1", "train")
+    # The linear probe's cross-validation: 5 folds, fewer where a class has fewer train videos or the list fewer
+    # video groups (the tests' tiny sets).
+    folds = min(5, int(np.bincount([v.label for v in train]).min()), len(np.unique(video_groups(train)[0])))
+    per_task = {"retrieval": {}, "knn": {}, "linear": {"folds": folds}}
+    r: dict[str, Any] = {
+        "recognition": {arm: {seed: clock(f"recognition {arm} seed {seed}", lambda p=p: run_recognition(
+            RecognitionConfig(ckpt=str(p), **data))) for seed, p in runs.items()} for arm, runs in finetunes.items()}}
+    for name, run, config in (("retrieval", run_retrieval, RetrievalConfig), ("knn", run_knn, KnnConfig),
+                              ("linear", run_linear, LinearConfig)):
+        r[name] = {arm: clock(f"{name} {arm}", lambda arm=arm: run(config(**arms[arm], **frozen, **data,
+                                                                          **where(arm, name), **per_task[name])))
+                   for arm in arms}
+    r["aslan"] = {arm: clock(f"aslan {arm}", lambda arm=arm: run_aslan(AslanConfig(
+        **arms[arm], store=str(store), dataset="aslan", frame_step=cfg.frame_step, **quiet, **where(arm, "aslan"))))
+        for arm in arms}
+    r["checks"] = clock("pretext checks", lambda: pretext_shortcut_checks(
+        pre_ckpt, store, cache=out / "eval" / "pretext_checks.json"))
+    test = Store(store).split("ucf101", "1", "test")[0]
+    r["speediness"] = clock("speediness", lambda: run_speediness(SpeedinessConfig(
+        ckpt=str(pre_ckpt), store=str(store), dataset="ucf101", key=test.rel_path, **quiet)))
+    return r
+
+
+def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the whole pipeline; return the results dict (also written to OUT/results.json and OUT/REPORT.md)."""
+    out = _check_folder(cfg)
+    clock = Clock(log)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    store = _synth_and_extract(cfg, out, clock)
+    pre_ckpt, finetunes = _train_runs(cfg, out, store, clock, log)
+    r = _evaluate(cfg, out, store, pre_ckpt, finetunes, clock)
     pre = load_checkpoint(pre_ckpt, kind="v3s-pretrain")
+    arms = ("v3s", "random")
     results = {
         "config": cfg.to_dict(),
-        "pretext": {"val": pre["metrics"], "step": pre["step"],
-                    "n_spatial": len(checks["spatial_classes"]), "n_temporal": len(checks["temporal_classes"])},
-        "checks": checks,
-        "finetune_top1": {arm: {str(s): r["video"]["top1"] for s, r in runs.items()} for arm, runs in recognition.items()},
+        "pretext": {"val": pre["metrics"], "step": pre["step"], "n_spatial": len(r["checks"]["spatial_classes"]),
+                    "n_temporal": len(r["checks"]["temporal_classes"])},
+        "checks": r["checks"],
+        "monitor": [(m["step"], m["knn_top1"]) for m in read_metrics(pre_ckpt.parent / "metrics.jsonl")
+                    if m["phase"] == "monitor"],
+        "finetune_top1": {arm: {str(s): x["video"]["top1"] for s, x in runs.items()}
+                          for arm, runs in r["recognition"].items()},
         "finetune_train_loss": {arm: {str(s): _final_train_loss(p.parent) for s, p in runs.items()}
                                 for arm, runs in finetunes.items()},
-        "retrieval": {arm: r["topk"] for arm, r in retrieval.items()},
-        "aslan": {arm: {"accuracy": r["accuracy_mean"], "std_error": r["accuracy_std_error"], "auc": r["auc"]}
-                  for arm, r in aslan_res.items()},
+        "retrieval": {arm: r["retrieval"][arm]["topk"] for arm in arms},
+        "knn_top1": {arm: r["knn"][arm]["top1"] for arm in arms},
+        "knn_k": {arm: r["knn"][arm]["k"] for arm in arms},
+        "linear_top1": {arm: r["linear"][arm]["top1"] for arm in arms},
+        "aslan": {arm: {"accuracy": x["accuracy_mean"], "std_error": x["accuracy_std_error"], "auc": x["auc"]}
+                  for arm, x in r["aslan"].items()},
+        "speediness": {"video": r["speediness"]["source"]["video"], "summary": r["speediness"]["summary"]},
         "files": {
-            "contact_sheet": str(sheet), "pretrain_curves": str(pre_dir / "curves.png"),
-            **{f"confusion_{arm}_seed{s}": str(r["files"].get("confusion")) for arm, runs in recognition.items()
-               for s, r in runs.items()},
-            **{f"retrieval_topk_{arm}": str(r["files"].get("topk")) for arm, r in retrieval.items()},
-            **{f"aslan_roc_{arm}": str(r["files"].get("roc")) for arm, r in aslan_res.items()},
+            "contact_sheet": str(out / "synth_contact_sheet.png"), "pretrain_curves": str(pre_ckpt.parent / "curves.png"),
+            **{f"confusion_{arm}_seed{s}": str(x["files"].get("confusion")) for arm, runs in r["recognition"].items()
+               for s, x in runs.items()},
+            **{f"retrieval_topk_{arm}": str(r["retrieval"][arm]["files"].get("topk")) for arm in arms},
+            **{f"aslan_roc_{arm}": str(x["files"].get("roc")) for arm, x in r["aslan"].items()},
+            "speediness": str(r["speediness"]["files"].get("curve")),
         },
         "seconds": clock.times,
     }
@@ -187,7 +242,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, A
     results["finetune_gain_mean"] = float(np.mean(gains))
     write_json(out / "results.json", results)
     report = format_report(results)
-    (out / "REPORT.md").write_text(report)
+    write_text(out / "REPORT.md", report)
     log(report)
     return results
 

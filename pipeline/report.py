@@ -13,7 +13,8 @@ def _pct(x: float | None) -> str:
 
 
 def format_report(r: dict[str, Any]) -> str:
-    """REPORT.md: the one table, then the checks issue 8 asks for, each with its number."""
+    """REPORT.md: the one table, the representation monitor and the speediness curve, then the checks of the gain,
+    each with its number."""
     cfg, pre = r["config"], r["pretext"]
     seeds = [str(s) for s in cfg["seeds"]]
     top1 = r["finetune_top1"]
@@ -41,6 +42,10 @@ def format_report(r: dict[str, Any]) -> str:
     lines.append(f"| **finetune top-1, mean of {len(seeds)} seeds** | **{_pct(mean['v3s'])}** | **{_pct(mean['random'])}** |")
     for k in ks:
         lines.append(f"| retrieval top-{k} (pool features) | {_pct(r['retrieval']['v3s'][k])} | {_pct(r['retrieval']['random'][k])} |")
+    lines.append(f"| kNN top-1 (pool features, k = {r['knn_k']['v3s']} / {r['knn_k']['random']} chosen on the train "
+                 f"list, T 0.07) | {_pct(r['knn_top1']['v3s'])} | {_pct(r['knn_top1']['random'])} |")
+    lines.append(f"| linear probe top-1 (pool features, C by group cross-validation on the train list) | "
+                 f"{_pct(r['linear_top1']['v3s'])} | {_pct(r['linear_top1']['random'])} |")
     a = r["aslan"]
     lines.append(f"| ASLAN-style accuracy +- s.e. (unseen motion classes) | {_pct(a['v3s']['accuracy'])} +- "
                  f"{_pct(a['v3s']['std_error'])} | {_pct(a['random']['accuracy'])} +- {_pct(a['random']['std_error'])} |")
@@ -51,7 +56,11 @@ def format_report(r: dict[str, Any]) -> str:
         "",
         f"Finetune gain of V3S over random init, mean over seeds: **{gain:+.1f} points** (goal: +10; {verdict}).",
         "",
-        "## Checks (issue 8, in order)",
+        "## The representation during pretraining (kNN monitor) and a speediness curve",
+        "",
+        *_monitor_and_speed(r),
+        "",
+        "## Checks of the gain, in order",
         "",
         *_checks(r),
         "",
@@ -65,6 +74,20 @@ def format_report(r: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _monitor_and_speed(r: dict[str, Any]) -> list[str]:
+    """The monitor's kNN top-1 along pretraining, and the speediness curve's summary."""
+    monitor = r["monitor"]
+    lines = ["Frozen-feature kNN top-1 (test videos against train videos, one centred clip each; labels only score "
+             "the features) along pretraining: " + ", ".join(f"step {s} {_pct(v)}" for s, v in monitor) + "; the "
+             "curve is in the pretraining run's curves.png." if monitor else "The monitor did not run."]
+    s = r["speediness"]["summary"]
+    lines.append(f"Speediness curve of test video {r['speediness']['video']} (plain clips, the temporal head's expected "
+                 f"speed): mean {s['expected_speed']['mean']:.2f} (min {s['expected_speed']['min']:.2f}, max "
+                 f"{s['expected_speed']['max']:.2f}), P(speed > 1) mean {s['p_faster']['mean']:.2f}; "
+                 f"`{_rel(r['files']['speediness'], r['config']['out'])}`.")
+    return lines
 
 
 def _rel(path: str, out: str) -> str:

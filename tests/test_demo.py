@@ -26,7 +26,8 @@ def test_every_stage_ran_and_the_report_has_the_table(demo):
     out, results, _ = demo
     report = (out / "REPORT.md").read_text()
     for row in ("pretext accuracy, spatial head", "pretext accuracy, temporal head", "finetune top-1, seed 0",
-                "retrieval top-1", "ASLAN-style accuracy", "## Checks"):
+                "retrieval top-1", "kNN top-1", "linear probe top-1", "ASLAN-style accuracy", "## Checks",
+                "kNN monitor", "Speediness curve"):
         assert row in report
     assert json.loads((out / "results.json").read_text())["finetune_gain_mean"] == results["finetune_gain_mean"]
     top1 = results["finetune_top1"]
@@ -63,3 +64,15 @@ def test_cli_rejects_bad_values_before_running(tmp_path):
     r = CliRunner().invoke(main, ["--out", str(out), "--seeds", "0,x"])
     assert r.exit_code == 2 and "--seeds '0,x'" in r.output
     assert not out.exists()
+
+
+def test_a_folder_with_another_demo_or_other_files_is_refused(demo, tmp_path):
+    out, _, _ = demo
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(ValueError, match="holds a demo run with other settings .*pretrain_steps: 4 there, 5 now"):
+        run_demo(DemoConfig(out=str(out), **{**TINY, "pretrain_steps": 5}), log=lambda line: None)
+    assert sorted(p.name for p in out.iterdir()) == before
+    (tmp_path / "mine.txt").write_text("keep")
+    with pytest.raises(ValueError, match="not empty and holds no demo run"):
+        run_demo(DemoConfig(out=str(tmp_path), **TINY), log=lambda line: None)
+    assert (tmp_path / "mine.txt").read_text() == "keep"
