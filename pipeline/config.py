@@ -34,7 +34,7 @@ class DemoConfig(ConfigBase):
         finetune_jobs: finetuning runs side by side on a CPU machine, one thread each (on a GPU: one at a time).
     """
 
-    out: str = option("demo_out", "Output folder (data, store, runs, REPORT.md, PNGs).", path="dir")
+    out: str = option("demo_out", "Output folder (data, store, runs, REPORT.md, PNGs).", path="out-dir")
     class_set: str = option("kinds", cli=False)
     classes: int = option(10, cli=False)
     videos_per_class: int = option(80, cli=False)

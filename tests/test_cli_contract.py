@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -47,6 +48,7 @@ def test_every_command_is_generated_from_a_config():
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, tiny_ucf_store):
     """Valid inputs for every command, so that each try fails on the one thing it breaks."""
+    from v3s.evaluate.aslan import save_video_features
     from v3s.shared.checkpoint import FORMAT_VERSION, build_network, save_checkpoint
     from v3s.shared.config import FinetuneConfig, PretrainConfig
     from v3s.shared.labels import LabelSpace
@@ -84,7 +86,8 @@ def world(tmp_path_factory, tiny_ucf_store):
                                     "8", "--clip-size", "32"],
         ("v3s-eval", "recognition"): ["--ckpt", str(ckpts["finetune"]), "--store", str(store), "--dataset", "ucf101",
                                       "--workers", "0", "--quiet", "--out", str(root / "eval-out")],
-        ("v3s-eval", "aslan"): ["--features", str(root / "feats.npz"), "--pairs", str(pairs), "--out",
+        ("v3s-eval", "aslan"): ["--random", "--backbone", "r21d", *tiny, "--store", str(store), "--dataset",
+                                "ucf101", "--pairs", str(pairs), "--workers", "0", "--quiet", "--out",
                                 str(root / "eval-out")],
         ("v3s-eval", "gradcam"): ["--ckpt", str(ckpts["finetune"]), "--store", str(store), "--dataset", "ucf101",
                                   "--index", "0", "--out", str(root / "eval-out")],
@@ -94,9 +97,18 @@ def world(tmp_path_factory, tiny_ucf_store):
     }
     model = ["--random", "--backbone", "r21d", *tiny, "--store", str(store), "--dataset", "ucf101", "--workers", "0",
              "--quiet", "--out", str(root / "eval-out")]
+    base[("v3s-eval", "embed")] = with_flag(model, "--out", str(root / "embed-out" / "feats.npz"))
     for group, name, cmd in commands():
         base.setdefault((group, name), model if "random" in {p.name for p in cmd.params} else [])
-    return {"root": root, "store": store, "file": a_file, "base": base}
+    # ASLAN from a features file: its own valid arguments (the tries of --features use them).
+    save_video_features(root / "feats.npz", {"pool": np.ones((2, 4), np.float32)}, ["0001", "0002"])
+    features = ["--features", str(root / "feats.npz"), "--pairs", str(pairs), "--out", str(root / "eval-out")]
+    return {"root": root, "store": store, "file": a_file, "base": base, "aslan-features": features}
+
+
+def with_flag(args: list[str], flag: str, value: str) -> list[str]:
+    i = args.index(flag)
+    return [*args[:i + 1], value, *args[i + 2:]]
 
 
 def snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
@@ -110,8 +122,22 @@ def snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
+# Options that exclude others: setting the key drops these (flag, takes a value) from the valid arguments first.
+EXCLUDES = {"--ckpt": (("--random", False),), "--video": (("--store", True), ("--dataset", True), ("--index", True)),
+            "--root": (("--store", True), ("--dataset", True))}
+
+
+def without(args: list[str], flag: str, takes_value: bool) -> list[str]:
+    if flag not in args:
+        return args
+    i = args.index(flag)
+    return args[:i] + args[i + 1 + takes_value:]
+
+
 def with_option(args: list[str], param: click.Parameter, value: str) -> list[str]:
     """`args` with the option set to `value` (replacing a value it already has; an argument replaces the first)."""
+    for flag, takes_value in EXCLUDES.get(param.opts[0] if param.opts else "", ()):
+        args = without(args, flag, takes_value)
     if isinstance(param, click.Argument):
         return [value, *args[1:]] if args and not args[0].startswith("-") else [value, *args]
     flag = param.opts[0]
@@ -125,12 +151,14 @@ def tries(world) -> list[tuple[str, str, list[str], str, str]]:
     """(group, command, argv, what the message must name, what the try is) for every mistake of every command."""
     out = []
     for group, name, cmd in commands():
-        base = world["base"][(group, name)]
         for p in cmd.params:
             f = field(p)
             if f is None:
                 continue
             opt = p.opts[0] if isinstance(p, click.Option) else p.name
+            base = world["base"][(group, name)]
+            if (group, name) == ("v3s-eval", "aslan") and opt == "--features":
+                base = world["aslan-features"]
             kind, low = f.metadata.get("path"), f.metadata.get("min")
             if kind in ("file", "dir"):
                 missing = str(world["root"] / "no-such" / f"{p.name}-missing")
