@@ -24,6 +24,8 @@ class DemoConfig(ConfigBase):
         clip_len, clip_size: frames per clip and the side of the network's input.
         frame_step: finetuning and evaluation clips take every frame_step-th frame (the paper: 1).
         canvas: the pretext canvas (paper: 224, so a pretext clip shows half the frame; 128: 7/8, as finetuning).
+        pretext_noise: training pretext clips get fresh pixel noise of sigma ~ U(0, this) grey levels after the warp
+            (0: none, the paper; PretrainConfig.pretext_noise). With canvas 128, the demo's recipe (docs/demo.md).
         transforms: the V3S label space preset (paper Table 3's "V3S" = all four transformations).
         pretrain_steps, pretrain_batch, pretrain_lr: the fixed pretraining budget.
         train_per_class: labelled videos per class for finetuning (the low-label regime where pretraining matters).
@@ -49,7 +51,8 @@ class DemoConfig(ConfigBase):
     clip_len: int = option(16, cli=False)
     clip_size: int = option(32, cli=False)
     frame_step: int = option(2, cli=False)
-    canvas: int = option(224, cli=False)
+    canvas: int = option(128, cli=False)
+    pretext_noise: float = option(6.0, cli=False)
     transforms: str = option("all", cli=False)
     pretrain_steps: int = option(1500, "V3S pretraining steps.", min=1)
     pretrain_batch: int = option(16, cli=False)

@@ -135,7 +135,8 @@ def _train_runs(cfg: DemoConfig, out: Path, store: Path, clock: Clock, log: Call
                   workers=cfg.workers, log_every=50, device="auto", epochs=10 ** 6)
     pre_dir = out / "runs" / "pretrain"
     pre_cfg = PretrainConfig(out=str(pre_dir), backbone=cfg.backbone, width=cfg.width, input_mode=cfg.input_mode,
-                             transforms=cfg.transforms, canvas=cfg.canvas, batch_size=cfg.pretrain_batch,
+                             transforms=cfg.transforms, canvas=cfg.canvas, pretext_noise=cfg.pretext_noise,
+                             batch_size=cfg.pretrain_batch,
                              lr=cfg.pretrain_lr, max_steps=cfg.pretrain_steps, val_videos=cfg.pretrain_val_videos,
                              ckpt_every=250, **common)
     clock("pretrain", lambda: pretrain(pre_cfg, log=lambda line: None))

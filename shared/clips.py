@@ -47,12 +47,15 @@ class ClipItem(NamedTuple):
         geometry: float64 (3, 3) homography from network-input pixels to stored-frame pixels.
         targets: int64 (k,): (spatial class, temporal class) for the pretext, (class label,) otherwise.
         video: the video's position in the dataset's `videos`.
+        noise: float64 (2,): (sigma in grey levels, seed) of the pixel noise added after the warp
+            (`v3s.shared.spatial.add_pixel_noise`); sigma 0 (the default, and the paper) adds none.
     """
 
     clip: torch.Tensor
     geometry: torch.Tensor
     targets: torch.Tensor
     video: int
+    noise: torch.Tensor = torch.zeros(2, dtype=torch.float64)
 
 
 def draw_validation(n_videos: int, n_val: int, seed: int, what: str) -> tuple[list[int], list[int]]:
@@ -107,9 +110,11 @@ class _Clips(Dataset):
             return index, rng_for(self.seed, CLIP_DRAWS, epoch, index)
         return index, rng_for(self.seed, VALIDATION_DRAWS, index)
 
-    def _item(self, index: int, frames: np.ndarray, geometry: torch.Tensor, targets: Sequence[int]) -> ClipItem:
+    def _item(self, index: int, frames: np.ndarray, geometry: torch.Tensor, targets: Sequence[int],
+              noise: tuple[float, int] = (0.0, 0)) -> ClipItem:
         clip = torch.from_numpy(self.store.read_frames(self.videos[index].key, frames))
-        return ClipItem(clip, geometry[0], torch.tensor(targets, dtype=torch.int64), index)
+        return ClipItem(clip, geometry[0], torch.tensor(targets, dtype=torch.int64), index,
+                        torch.tensor(noise, dtype=torch.float64))
 
 
 class PretextClips(_Clips):
@@ -128,14 +133,16 @@ class PretextClips(_Clips):
         videos: optional subset (VideoInfo or keys) of those videos, in this order.
         clip_size, canvas, crop: the pretext geometry (`v3s.shared.spatial.pretext_geometry`; paper 112, 224, 112).
         augment: True for training (draws change with the epoch), False for validation (fixed draws).
+        noise: training items draw a pixel-noise level sigma ~ U(0, noise) grey levels, added after the warp
+            (0: none, the paper); validation items never get noise.
     """
 
     def __init__(self, store: FrameSource, dataset: str, split: str | None, role: str | None,
                  label_space: LabelSpace, clip_len: int = 16, seed: int = 0, *,
                  videos: Sequence[VideoInfo | str] | None = None, clip_size: int = 112, canvas: int = CANVAS,
-                 crop: int = CROP, augment: bool = True) -> None:
+                 crop: int = CROP, augment: bool = True, noise: float = 0.0) -> None:
         self.store, self.label_space, self.clip_len, self.seed, self.augment = store, label_space, clip_len, seed, augment
-        self.clip_size, self.canvas, self.crop = clip_size, canvas, crop
+        self.clip_size, self.canvas, self.crop, self.noise = clip_size, canvas, crop, noise
         shortest = min(c.span(clip_len) for c in label_space.temporal_classes)
         listed = _select(store, dataset, split, role, videos)
         self.videos = [v for v in listed if v.num_frames >= shortest]
@@ -152,7 +159,10 @@ class PretextClips(_Clips):
         spatial = int(rng.integers(0, self.label_space.n_spatial))
         geometry = pretext_geometry(torch.tensor([spatial]), self.label_space, torch.from_numpy(rng.random((1, 2))),
                                     (v.height, v.width), self.clip_size, self.canvas, self.crop)
-        return self._item(index, frames, geometry, (spatial, temporal))
+        noise = (0.0, 0)
+        if self.augment and self.noise > 0:
+            noise = (float(rng.random()) * self.noise, int(rng.integers(0, 2 ** 31)))
+        return self._item(index, frames, geometry, (spatial, temporal), noise)
 
 
 class TrainClips(_Clips):
@@ -258,6 +268,7 @@ def pretext_datasets(store: FrameSource, config: Any, space: LabelSpace) -> tupl
     def view(positions: list[int], augment: bool) -> PretextClips:
         return PretextClips(store, config.dataset, config.split, "train", space, augment=augment,
                             videos=[usable[p] for p in positions], clip_len=config.clip_len, seed=config.seed,
-                            clip_size=config.clip_size, canvas=config.canvas, crop=config.crop)
+                            clip_size=config.clip_size, canvas=config.canvas, crop=config.crop,
+                            noise=config.pretext_noise)
 
     return view(train_pos, True), view(val_pos, False)

@@ -217,6 +217,9 @@ class PretrainConfig(StoreSplit, RunOptions):
                               "S3D-G: 256).", min=1)
     crop: int = option(112, "Side of the crop taken from the warped canvas, then resized to --clip-size (paper: 112; "
                             "S3D-G: 224). crop / canvas is the share of the frame a pretext clip shows.", min=1)
+    pretext_noise: float = option(0.0, "Add fresh Gaussian pixel noise of sigma ~ U(0, this) grey levels to training "
+                                       "pretext clips after the warp (paper: none; the CPU demo's choice, "
+                                       "docs/demo.md).", min=0)
     epochs: int = option(300, "Epochs over the pretraining videos (paper: 300).", min=1)
     batch_size: Optional[int] = option(None, "Global batch size, split evenly over DDP ranks [default: the paper's "
                                              "32, or the training videos where fewer].", min=1)
@@ -227,9 +230,9 @@ class PretrainConfig(StoreSplit, RunOptions):
     seed: int = option(0, "Seed of the validation draw, data order, augmentation and initialisation.")
     monitor_every: Optional[int] = option(None, "Score the frozen features by kNN on the split's labelled lists every "
                                                 "this many steps [default: 10 times per run where the split has labels; "
-                                                "0: off]. The labels are never trained on.")
+                                                "0: off]. The labels are never trained on.", min=0)
     monitor_per_class: int = option(20, "Videos per class the representation monitor scores (train list memory, "
-                                        "test list queries).")
+                                        "test list queries).", min=1)
     label_space: Optional[dict] = option(None, "Resolved LabelSpace.to_dict() of --transforms.", cli=False)
 
 

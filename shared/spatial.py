@@ -400,8 +400,36 @@ def normalize(clips: torch.Tensor) -> torch.Tensor:
     return clips * gain + bias
 
 
-def network_input(clips: torch.Tensor, homographies: torch.Tensor, out_size: int = 112) -> torch.Tensor:
-    """What every network sees: each clip resampled through its homography, then normalised (one pass).
+def add_pixel_noise(x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Fresh Gaussian pixel noise on normalised clips, each at its own level and from its own seed.
+
+    Added to pretext clips after the V3S warp, it masks what the warp did to the source's own pixel noise: the
+    anisotropic texture that resampling leaves in it tells the spatial class without looking at any shape
+    (docs/demo.md).
+
+    Args:
+        x: normalised float clips (B, 3, T, H, W) on any device.
+        noise: float64 (B, 2): (sigma in grey levels 0..255, seed) per clip, as the items draw them.
+    Returns: x itself when every sigma is 0, else a new tensor like x. The same (sigma, seed) gives the same noise
+        on the same device.
+    """
+    sigma, seeds = noise[:, 0].tolist(), noise[:, 1].long().tolist()
+    if not any(s > 0 for s in sigma):
+        return x
+    gain, _ = _norm_constants(x.device, x.dtype)   # grey levels -> normalised units, per channel
+    out = x.clone()
+    for j, (s, seed) in enumerate(zip(sigma, seeds)):
+        if s > 0:
+            g = torch.Generator(device=x.device).manual_seed(seed)
+            z = torch.randn(x.shape[1:], generator=g, device=x.device, dtype=torch.float32)
+            out[j] += (z * s).to(x.dtype) * gain.view(3, 1, 1, 1)
+    return out
+
+
+def network_input(clips: torch.Tensor, homographies: torch.Tensor, out_size: int = 112,
+                  noise: torch.Tensor | None = None) -> torch.Tensor:
+    """What every network sees: each clip resampled through its homography, then normalised (one pass), plus the
+    pixel noise its item drew (pretext training only).
 
     Training, validation and evaluation all come through here, with the homographies their clips' items carry.
 
@@ -410,9 +438,13 @@ def network_input(clips: torch.Tensor, homographies: torch.Tensor, out_size: int
         homographies: (B, 3, 3) output -> source maps (CPU float64: `pretext_geometry`, `train_geometry`,
             `center_crop_params`).
         out_size: output side.
+        noise: optional float64 (B, 2) (sigma, seed) per clip (`add_pixel_noise`).
     Returns: float32 (B, 3, T, out_size, out_size) on the clips' device.
     """
-    return _warp(clips, homographies, out_size, normalise=True)
+    x = _warp(clips, homographies, out_size, normalise=True)
+    if noise is None or not bool((noise[..., 0] > 0).any()):   # also a batch built without noise (ClipItem's default)
+        return x
+    return add_pixel_noise(x, noise)
 
 
 def pretext_batch(clips: torch.Tensor, spatial_labels: torch.Tensor, label_space: LabelSpace,

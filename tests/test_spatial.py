@@ -327,3 +327,29 @@ def test_pretext_canvas_and_crop_set_the_share_of_the_frame():
     h = S.sample_spatial_params(identity, LS, torch.Generator().manual_seed(0), (40, 56), 20, 128, 112)
     corners = h[0] @ torch.tensor([[0.0, 20.0], [0.0, 20.0], [1.0, 1.0]], dtype=torch.float64)
     assert corners[0, 1] - corners[0, 0] == pytest.approx(56 * 112 / 128)   # the crop spans 7/8 of the width
+
+
+def test_pixel_noise_has_each_clips_level_is_deterministic_and_leaves_the_input_alone():
+    x = torch.zeros(64, 3, 4, 16, 16)
+    sigma = torch.linspace(0, 6, 64, dtype=torch.float64)
+    noise = torch.stack([sigma, torch.arange(64, dtype=torch.float64)], 1)
+    y = S.add_pixel_noise(x, noise)
+    assert x.abs().max() == 0 and y.shape == x.shape and y.dtype == x.dtype
+    grey = y * torch.tensor(S.STD).view(1, 3, 1, 1, 1) * 255           # back to grey levels
+    levels = grey.flatten(1).std(1).double()
+    assert float(levels[0]) == 0 and torch.allclose(levels[1:], sigma[1:], rtol=0.1)
+    assert torch.equal(y, S.add_pixel_noise(x, noise))                 # (sigma, seed) fixes the noise
+    other = noise.clone()
+    other[:, 1] += 1000
+    assert not torch.equal(y[1:], S.add_pixel_noise(x, other)[1:])
+    assert S.add_pixel_noise(x, torch.zeros(64, 2, dtype=torch.float64)) is x
+
+
+def test_network_input_adds_the_items_noise_after_the_warp():
+    g = torch.Generator().manual_seed(0)
+    clips = torch.randint(0, 256, (2, 4, 20, 24, 3), dtype=torch.uint8, generator=g)
+    h = S.center_crop_params(2, (20, 24), 16)
+    plain = S.network_input(clips, h, 16)
+    assert torch.equal(S.network_input(clips, h, 16, torch.zeros(2, dtype=torch.float64)), plain)
+    noisy = S.network_input(clips, h, 16, torch.tensor([[0.0, 1.0], [4.0, 2.0]], dtype=torch.float64))
+    assert torch.equal(noisy[0], plain[0]) and not torch.equal(noisy[1], plain[1])

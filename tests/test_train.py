@@ -330,3 +330,21 @@ def test_the_representation_monitor_scores_frozen_features_without_training_on_l
     a, b = load_checkpoint(tmp_path / "with" / "last.pt"), load_checkpoint(tmp_path / "without" / "last.pt")
     for k, v in a["model"].items():
         assert torch.equal(v, b["model"][k]), k
+
+
+def test_pretext_noise_is_drawn_for_training_items_only(store):
+    from v3s.shared.clips import pretext_datasets
+    from v3s.shared.store import Store
+
+    space = label_space_from("all")
+    cfg = PretrainConfig(store=store, dataset="ucf101", out="unused", clip_len=8, clip_size=32, val_videos=4,
+                         pretext_noise=6.0)
+    train, val = pretext_datasets(Store(store), cfg, space)
+    levels = [float(train[(0, i)].noise[0]) for i in range(len(train))]
+    assert all(0 <= s < 6 for s in levels) and len(set(levels)) == len(levels)
+    assert torch.equal(train[(3, 1)].noise, train[(3, 1)].noise)           # drawn from (seed, epoch, position)
+    assert all(float(val[i].noise[0]) == 0 for i in range(len(val)))       # validation: never noise
+    quiet, _ = pretext_datasets(Store(store), cfg.replace(pretext_noise=0.0), space)
+    assert torch.equal(quiet[(0, 0)].clip, train[(0, 0)].clip) and float(quiet[(0, 0)].noise[0]) == 0
+    with pytest.raises(ValueError, match="--pretext-noise"):
+        PretrainConfig(store=store, dataset="ucf101", out="unused", pretext_noise=-1.0)

@@ -40,7 +40,7 @@ class StepContext:
 
 def _forward_loss(model: nn.Module, task: Task, batch: ClipItem, ctx: StepContext):
     """(mean loss, correct counts, clips) of one batch: warp and normalise on the device, forward, loss."""
-    x = network_input(batch.clip.to(ctx.device, non_blocking=True), batch.geometry, ctx.clip_size)
+    x = network_input(batch.clip.to(ctx.device, non_blocking=True), batch.geometry, ctx.clip_size, batch.noise)
     if ctx.channels_last:
         x = x.contiguous(memory_format=torch.channels_last_3d)
     targets = batch.targets.to(ctx.device, non_blocking=True)
