@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from v3s.shared.config import ConfigBase, StoreSplit, check_ranges, option
+from v3s.shared.config import ConfigBase, StoreSplit, option
 from v3s.shared.choices import INIT_SCHEMES, INPUT_MODES
 
 from v3s.shared.metrics.aslan import NEGATIVE_MODES, NORM_MODES
@@ -32,7 +32,7 @@ class ModelSource(ConfigBase):
     backbone: Optional[str] = option(None, "With --random or a peer's --ckpt: backbone name (r21d, r3d, r3d18, c3d, "
                                            "s3dg; a peer's: c3d, r21d, r3d, r3d18).")
     width: Optional[float] = option(None, "With --random or a peer's --ckpt: channel width multiplier [default with "
-                                          "--random: 1.0; required with a peer's --ckpt: 1.0 for their networks].")
+                                          "--random: 1.0; required with a peer's --ckpt: 1.0 for their networks].", above=0)
     seed: int = option(0, "With --random: initialisation seed.")
     input_mode: str = option("rgb", "With --random or a peer's --ckpt: network input (frames, or differences of "
                                     "consecutive frames).", choices=INPUT_MODES)
@@ -45,9 +45,9 @@ class ModelSource(ConfigBase):
 class ClipGeometry(ConfigBase):
     """How clips are cut and cropped; None takes the checkpoint's (a random initialisation: 16, 112 and 1)."""
 
-    clip_len: Optional[int] = option(None, "Frames per clip [default: the checkpoint's].")
-    clip_size: Optional[int] = option(None, "Centre crop side [default: the checkpoint's].")
-    frame_step: Optional[int] = option(None, "Every k-th frame in a clip [default: the checkpoint's, 1].")
+    clip_len: Optional[int] = option(None, "Frames per clip [default: the checkpoint's].", min=1)
+    clip_size: Optional[int] = option(None, "Centre crop side [default: the checkpoint's].", min=1)
+    frame_step: Optional[int] = option(None, "Every k-th frame in a clip [default: the checkpoint's, 1].", min=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,15 +56,15 @@ class VideoFeatures(ConfigBase):
 
     layer: str = option("pool", "The pooled vector (the usual frozen-feature probe), or conv5 after "
                                 "MaxPool3d(1,2,2), flattened (retrieval's).", choices=LAYERS)
-    clips: int = option(10, "Clips per video (linspace centres).")
+    clips: int = option(10, "Clips per video (linspace centres).", min=1)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Extraction(ConfigBase):
     """How features are extracted, cached and reported (never what they are)."""
 
-    batch_size: Optional[int] = option(None, "Clips per forward pass [default: 64 on a GPU, 16 on the CPU].")
-    workers: Optional[int] = option(None, "DataLoader workers [default: the CPU cores less one, at most 8].")
+    batch_size: Optional[int] = option(None, "Clips per forward pass [default: 64 on a GPU, 16 on the CPU].", min=1)
+    workers: Optional[int] = option(None, "DataLoader workers [default: the CPU cores less one, at most 8].", min=0)
     device: str = option("auto", "auto (CUDA when present), cpu, cuda, cuda:N.")
     out: Optional[str] = option(None, "Results folder [default: CKPT_DIR/eval/<task>-...].", path="out-dir")
     cache_dir: Optional[str] = option(None, "Feature cache folder [default: CKPT_DIR/features].", path="out-dir")
@@ -72,9 +72,6 @@ class Extraction(ConfigBase):
     quiet: bool = option(False, "No progress bar.")
     json: bool = option(False, "Print the results JSON instead of a table.")
 
-    def __post_init__(self) -> None:
-        check_ranges(self, ("batch_size", "clips", "clip_len", "clip_size", "frame_step", "stride",
-                            "neighbours", "max_iter"), ("workers", "examples"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,7 +80,7 @@ class RecognitionConfig(StoreSplit, Extraction):
 
     ckpt: Optional[str] = option(None, "A v3s-finetune checkpoint [default: the latest finetuning run's best.pt in "
                                        "the workspace].", path="file")
-    clips: int = option(10, "Clips per video (linspace centres).")
+    clips: int = option(10, "Clips per video (linspace centres).", min=1)
     average: str = option("prob", "Average softmax probabilities (the paper) or logits (VCOP) over a video's clips.",
                           choices=AGGREGATION_MODES)
 
@@ -95,9 +92,9 @@ class RetrievalConfig(ModelSource, StoreSplit, ClipGeometry, Extraction):
     layer: str = option("conv5", "conv5 after MaxPool3d(1,2,2), flattened (the peers'), or the pooled vector.",
                         choices=LAYERS)
     ks: tuple = option(PEER_KS, "k values of top-k.", parse="ints")
-    clips: int = option(10, "Clips per video (linspace centres).")
-    examples: int = option(8, "Example queries drawn in examples.png.")
-    neighbours: int = option(5, "Nearest train videos drawn beside each example query.")
+    clips: int = option(10, "Clips per video (linspace centres).", min=1)
+    examples: int = option(8, "Example queries drawn in examples.png.", min=0)
+    neighbours: int = option(5, "Nearest train videos drawn beside each example query.", min=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,7 +103,7 @@ class KnnConfig(ModelSource, StoreSplit, ClipGeometry, VideoFeatures, Extraction
 
     ks: tuple = option(KNN_KS, "Neighbours that vote (each k is reported; the train list picks the headline k).",
                        parse="ints")
-    temperature: float = option(DEFAULT_TEMPERATURE, "T of the vote weights exp(cosine / T) (DINO: 0.07).")
+    temperature: float = option(DEFAULT_TEMPERATURE, "T of the vote weights exp(cosine / T) (DINO: 0.07).", above=0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,8 +112,8 @@ class LinearConfig(ModelSource, StoreSplit, ClipGeometry, VideoFeatures, Extract
 
     cs: tuple = option(DEFAULT_CS, "Inverse L2 strengths C searched by cross-validation on the train list.",
                        parse="floats")
-    folds: int = option(DEFAULT_FOLDS, "Cross-validation folds (videos of one gXX group stay in one fold).")
-    max_iter: int = option(DEFAULT_MAX_ITER, "lbfgs iterations per fit (fits that stop early are reported).")
+    folds: int = option(DEFAULT_FOLDS, "Cross-validation folds (videos of one gXX group stay in one fold).", min=2)
+    max_iter: int = option(DEFAULT_MAX_ITER, "lbfgs iterations per fit (fits that stop early are reported).", min=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,8 +144,8 @@ class AslanConfig(ModelSource, ClipGeometry, Extraction):
     dataset: str = option("aslan", "Dataset name in the store.")
     layers: Optional[tuple] = option(None, "Comma-separated taps [default: pool3,pool4,pool5; with --features: "
                                            "every array].", parse="names")
-    C: float = option(1.0, "Linear SVM C (same for every fold).", flag="--C")
-    stride: Optional[int] = option(None, "Frames between clip starts [default: clip length / 2].")
+    C: float = option(1.0, "Linear SVM C (same for every fold).", flag="--C", above=0)
+    stride: Optional[int] = option(None, "Frames between clip starts [default: clip length / 2].", min=1)
     negative: str = option("clip", "How the measures that need non-negative entries treat negative ones.",
                            choices=NEGATIVE_MODES)
     last_four_norm: str = option("l2", "Normalisation of the last four measures (docs/protocols.md).",
@@ -163,7 +160,7 @@ class OneVideo(ConfigBase):
     store: Optional[str] = option(None, "Or: a frame store ...", path="dir")
     dataset: Optional[str] = option(None, "... its dataset ...")
     key: Optional[str] = option(None, "... and a video's rel_path (or store key) ...")
-    index: Optional[int] = option(None, "... or its position among the dataset's ok videos.")
+    index: Optional[int] = option(None, "... or its position among the dataset's ok videos.", min=0)
     size: Optional[tuple] = option(None, "With --video: HEIGHTxWIDTH to resize to [default: the checkpoint's store "
                                          "size, else 128x171].", parse="size")
 
@@ -175,8 +172,8 @@ class GradcamConfig(OneVideo):
     ckpt: str = option(help="A finetune or pretrain checkpoint.", path="file")
     target: str = option("auto", "auto, predicted, a class id (finetune), spatial or temporal (pretrain: that head's "
                                  "prediction).")
-    start: Optional[int] = option(None, "First frame of the clip [default: the centred clip].")
-    fps: float = option(8.0, "GIF frame rate.")
+    start: Optional[int] = option(None, "First frame of the clip [default: the centred clip].", min=0)
+    fps: float = option(8.0, "GIF frame rate.", above=0)
     device: str = option("auto", "auto, cpu, cuda, cuda:N.")
     out: Optional[str] = option(None, "Results folder [default: CKPT_DIR/eval/gradcam-<video>].", path="out-dir")
     json: bool = option(False, "Print the results JSON instead of a summary.")
@@ -188,9 +185,6 @@ class SpeedinessConfig(OneVideo, Extraction):
 
     ckpt: Optional[str] = option(None, "A pretrain checkpoint (its temporal head) [default: the latest pretraining "
                                        "run's best.pt in the workspace].", path="file")
-    stride: Optional[int] = option(None, "Frames between clip starts [default: clip length / 2].")
-    thumbs: int = option(8, "Frames drawn in the strip under the curve.")
+    stride: Optional[int] = option(None, "Frames between clip starts [default: clip length / 2].", min=1)
+    thumbs: int = option(8, "Frames drawn in the strip under the curve.", min=1)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_ranges(self, ("thumbs",))

@@ -49,6 +49,8 @@ def resolve_model(cfg: Any, kind: str | None = None, log: Log | None = None,
         log: told what was chosen.
         default: the kind of run whose latest checkpoint is taken without --ckpt.
     """
+    if getattr(cfg, "cache_dir", None):   # before any work, as the other paths
+        check_path(cfg.cache_dir, "out-dir", "--cache-dir")
     random = getattr(cfg, "random", False)
     if cfg.ckpt and random:
         raise ValueError("give exactly one of --ckpt CHECKPOINT and --random (with --backbone, --width, --seed)")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from v3s.shared.config import ConfigBase, check_ranges, option
+from v3s.shared.config import ConfigBase, option
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,7 +36,7 @@ class DemoConfig(ConfigBase):
         finetune_jobs: finetuning runs side by side on a CPU machine, one thread each (on a GPU: one at a time).
     """
 
-    out: str = option("demo_out", "Output folder (data, store, runs, REPORT.md, PNGs).", path="dir")
+    out: str = option("demo_out", "Output folder (data, store, runs, REPORT.md, PNGs).", path="out-dir")
     class_set: str = option("kinds", cli=False)
     classes: int = option(10, cli=False)
     videos_per_class: int = option(80, cli=False)
@@ -54,17 +54,17 @@ class DemoConfig(ConfigBase):
     canvas: int = option(128, cli=False)
     pretext_noise: float = option(6.0, cli=False)
     transforms: str = option("all", cli=False)
-    pretrain_steps: int = option(1500, "V3S pretraining steps.")
+    pretrain_steps: int = option(1500, "V3S pretraining steps.", min=1)
     pretrain_batch: int = option(16, cli=False)
     pretrain_lr: float = option(0.05, cli=False)
     pretrain_val_videos: int = option(50, cli=False)
     train_per_class: int = option(10, cli=False)
-    finetune_steps: int = option(400, "Finetuning steps of each arm.")
+    finetune_steps: int = option(400, "Finetuning steps of each arm.", min=1)
     finetune_batch: int = option(16, cli=False)
     finetune_lr: float = option(0.05, cli=False)
     backbone_lr_mult: float = option(1.0, "The V3S arm's backbone learning rate x this (random init keeps x1); 0.1 "
                                           "with --finetune-steps 1200 is docs/demo.md's longer-finetuning check "
-                                          "(use a new --out).")
+                                          "(use a new --out).", min=0)
     finetune_val_videos: int = option(30, cli=False)
     seeds: tuple[int, ...] = option((0, 1), "Comma list of finetuning seeds.", parse="ints")
     jobs: int = option(2, cli=False)
@@ -74,8 +74,8 @@ class DemoConfig(ConfigBase):
     _tuples = ("seeds", "synth_size", "store_size")
 
     def __post_init__(self) -> None:
-        check_ranges(self, ("pretrain_steps", "finetune_steps", "classes", "videos_per_class"))
         if self.backbone_lr_mult < 0:
             raise ValueError(f"--backbone-lr-mult {self.backbone_lr_mult}: must be >= 0")
+        super().__post_init__()
         if not self.seeds:
             raise ValueError("--seeds names no seed; give a comma list of integers, e.g. 0,1")

@@ -26,11 +26,11 @@ class ExtractConfig(ConfigBase):
     splits_dir: Optional[str] = option(None, "Folder of official split files (default: in ROOT, else the bundled "
                                              "copies).", flag="--splits", path="dir")
     size: tuple = option((128, 171), "Stored frame HEIGHTxWIDTH (the paper's 128x171).", parse="size")
-    jobs: int = option(-1, "Parallel workers (-1: all cores).")
+    jobs: int = option(-1, "Parallel workers (-1: all cores).", min=-1)
     backend: str = option("loky", "joblib backend: loky (this machine) or dask (a cluster).", choices=BACKENDS)
     scheduler: Optional[str] = option(None, "Dask scheduler address (with --backend dask).")
-    min_frames: int = option(16, "Videos with fewer decoded frames are recorded as too_short.")
-    quality: int = option(2, "JPEG quality as ffmpeg -q:v (2 best .. 31).")
+    min_frames: int = option(16, "Videos with fewer decoded frames are recorded as too_short.", min=1)
+    quality: int = option(2, "JPEG quality as ffmpeg -q:v (2 best .. 31).", min=2)
     quiet: bool = option(False, "No progress output.")
     shard_bytes: int = option(256 << 20, "Write a shard once this many JPEG bytes are pending.", cli=False)
     shard_seconds: float = option(60.0, "... or once the oldest pending video waited this long (bounds the work a "
@@ -39,6 +39,7 @@ class ExtractConfig(ConfigBase):
     _tuples = ("size",)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         object.__setattr__(self, "size", tuple(int(v) for v in self.size))
         if self.height < 2 or self.width < 2:
             raise ValueError(f"--size {self.height}x{self.width} is too small (need at least 2x2)")

@@ -52,6 +52,23 @@ def _callback(parse: str) -> Callable:
     return convert
 
 
+class FieldOption(click.Option):
+    """An option generated from a config field; `field` keeps the field (its path kind and bounds), for tests and
+    tools that walk the commands."""
+
+    def __init__(self, *args: Any, field: dataclasses.Field, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.field = field
+
+
+class FieldArgument(click.Argument):
+    """A positional argument generated from a config field (see FieldOption)."""
+
+    def __init__(self, *args: Any, field: dataclasses.Field, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.field = field
+
+
 def config_options(cls: type) -> Callable:
     """Decorate a click command with one option (or argument) per command-line field of the dataclass `cls`."""
     hints = typing.get_type_hints(cls)
@@ -65,11 +82,12 @@ def config_options(cls: type) -> Callable:
             if meta.get("argument"):
                 kwargs = {} if required else {"default": default}
                 fn = click.argument(f.name, required=required, type=_TYPES.get(base, click.STRING), **kwargs,
-                                    **checks)(fn)
+                                    **checks, cls=FieldArgument, field=f)(fn)
                 continue
             decls = [meta.get("flag") or "--" + f.name.replace("_", "-"), f.name]
             if base is bool:
-                fn = click.option(*decls, is_flag=True, default=bool(default), help=meta["help"])(fn)
+                fn = click.option(*decls, is_flag=True, default=bool(default), help=meta["help"], cls=FieldOption,
+                                  field=f)(fn)
                 continue
             kwargs: dict[str, Any] = {} if required else {"default": format_default(default, meta.get("parse"))}
             if meta.get("parse"):
@@ -79,7 +97,7 @@ def config_options(cls: type) -> Callable:
             kwargs.update(checks)
             # A required option gets no default at all: with default=None some Click releases let it through as None.
             fn = click.option(*decls, required=required, show_default=default is not None and not required,
-                              help=meta["help"], **kwargs)(fn)
+                              help=meta["help"], cls=FieldOption, field=f, **kwargs)(fn)
         return fn
 
     return decorate

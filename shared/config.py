@@ -26,7 +26,7 @@ RESUMABLE_CHANGES = frozenset({"resume", "workers", "device", "compile", "log_ev
 
 def option(default: Any = dataclasses.MISSING, help: str = "", *, choices: tuple[str, ...] | None = None,
            parse: str | None = None, flag: str | None = None, path: str | None = None, argument: bool = False,
-           cli: bool = True) -> Any:
+           min: float | None = None, above: float | None = None, cli: bool = True) -> Any:
     """A dataclass field that is a command-line option.
 
     Args:
@@ -37,10 +37,12 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *, choices: tuple
         flag: the option's spelling when it is not --field-name (e.g. "--C").
         path: "file", "dir" or "any": the option names a path (checked where it is used, not by the parser).
         argument: a positional argument instead of an option.
+        min: the smallest valid value (numbers), checked by every config (`ConfigBase`).
+        above: a bound the value must exceed (numbers that must be positive: above=0).
         cli: False for a field that is resolved by the run, not given by the user.
     """
     metadata = {"help": help, "cli": cli, "choices": choices, "parse": parse, "flag": flag, "path": path,
-                "argument": argument}
+                "argument": argument, "min": min, "above": above}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -104,6 +106,9 @@ class ConfigBase:
 
     _tuples: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        check_bounds(self)
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         for name in self._tuples:
@@ -131,13 +136,22 @@ class ConfigBase:
         return dataclasses.replace(self, **changes)
 
 
-def check_ranges(config: Any, at_least_one: tuple[str, ...] = (), non_negative: tuple[str, ...] = ()) -> None:
-    """ValueError naming the option whose value is out of range (None means 'not set' and is always allowed)."""
-    for name in at_least_one + non_negative:
-        value = getattr(config, name, None)
-        low = 1 if name in at_least_one else 0
-        if value is not None and value < low:
-            raise ValueError(f"--{name.replace('_', '-')} {value!r} is out of range: it must be >= {low}")
+def flag_of(f: dataclasses.Field) -> str:
+    """How the command line spells a field's option."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def check_bounds(config: Any) -> None:
+    """ValueError naming the option whose value is below its field's `min` or not above its `above` (None means
+    'not set' and is always allowed)."""
+    for f in dataclasses.fields(config):
+        value, low, above = getattr(config, f.name), f.metadata.get("min"), f.metadata.get("above")
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if low is not None and value < low:
+            raise ValueError(f"{flag_of(f)} {value!r} is out of range: it must be >= {low}")
+        if above is not None and not value > above:
+            raise ValueError(f"{flag_of(f)} {value!r} is out of range: it must be > {above}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,15 +170,15 @@ class RunOptions(ConfigBase):
 
     out: Optional[str] = option(None, "Run folder: last.pt, best.pt, config.json, metrics.jsonl, curves.png "
                                       "[default: runs/<kind>-<dataset>-<backbone>... in the workspace].", path="out-dir")
-    clip_len: int = option(16, "Frames per clip (paper: 16).")
-    momentum: float = option(0.9, "SGD momentum (paper: 0.9).")
-    weight_decay: float = option(5e-4, "SGD weight decay (paper silent; VCOP's 5e-4).")
+    clip_len: int = option(16, "Frames per clip (paper: 16).", min=1)
+    momentum: float = option(0.9, "SGD momentum (paper: 0.9).", min=0)
+    weight_decay: float = option(5e-4, "SGD weight decay (paper silent; VCOP's 5e-4).", min=0)
     lr_schedule: str = option("cosine", "Learning-rate schedule (paper silent): cosine per step, plateau (VCOP), constant.",
                               choices=LR_SCHEDULES)
-    clip_grad: float = option(0.0, "Clip the gradient norm to this value; 0 disables (the paper does not clip).")
-    max_steps: Optional[int] = option(None, "Stop after this many optimiser steps (short runs on the same code path).")
+    clip_grad: float = option(0.0, "Clip the gradient norm to this value; 0 disables (the paper does not clip).", min=0)
+    max_steps: Optional[int] = option(None, "Stop after this many optimiser steps (short runs on the same code path).", min=1)
     workers: Optional[int] = option(None, "DataLoader worker processes per rank (default: this rank's share of the "
-                                          "CPU cores, less one, at most 8).")
+                                          "CPU cores, less one, at most 8).", min=0)
     device: str = option("auto", "auto (CUDA when present), cpu, cuda or cuda:N.")
     precision: str = option("auto", "auto (bf16 on GPUs that run it natively, fp16 on older GPUs, fp32 on CPU), "
                                     "bf16, fp16, fp32.", choices=PRECISIONS)
@@ -173,16 +187,14 @@ class RunOptions(ConfigBase):
                                   "otherwise.", choices=SYNC_BN)
     compile: bool = option(False, "Wrap the model in torch.compile.")
     channels_last: bool = option(False, "Use the channels_last_3d memory format.")
-    ckpt_every: int = option(500, "Also write last.pt every this many steps (end of epoch always writes).")
-    log_every: int = option(20, "Steps between progress-bar and TensorBoard updates.")
+    ckpt_every: int = option(500, "Also write last.pt every this many steps (end of epoch always writes).", min=1)
+    log_every: int = option(20, "Steps between progress-bar and TensorBoard updates.", min=1)
     resume: bool = option(False, "Require a run to continue in --out (a rerun continues its run without it).")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "split", str(self.split))  # split ids are strings in the store ("1", not 1)
-        check_ranges(self, ("clip_len", "frame_step", "clip_size", "canvas", "crop", "epochs", "batch_size",
-                            "val_videos", "train_per_class", "max_steps", "ckpt_every", "log_every"),
-                     ("lr", "momentum", "weight_decay", "clip_grad", "backbone_lr_mult", "workers", "pretext_noise"))
-        if not 0 <= self.dropout < 1:
+        super().__post_init__()
+        if not self.dropout < 1:
             raise ValueError(f"--dropout {self.dropout!r} is out of range: it must be in [0, 1)")
         if getattr(self, "crop", 0) > getattr(self, "canvas", 0) > 0:
             raise ValueError(f"--crop {self.crop} is larger than --canvas {self.canvas}: the crop is taken from the canvas")
@@ -195,32 +207,32 @@ class PretrainConfig(StoreSplit, RunOptions):
     Its train list (without --val-videos) is the pretraining set; the paper pretrains on UCF101 split 1.
     """
     backbone: str = option("r21d", "Backbone name (r21d, r3d, r3d18, c3d, s3dg).")
-    width: float = option(1.0, "Channel width multiplier of the backbone (1.0 = the paper's networks).")
+    width: float = option(1.0, "Channel width multiplier of the backbone (1.0 = the paper's networks).", above=0)
     input_mode: str = option("rgb", "Network input: rgb frames (the paper) or diff, differences of consecutive frames "
                                     "(the CPU demo's choice, docs/demo.md).", choices=INPUT_MODES)
     transforms: str = option("all", "Label space: a preset (all, ss, sp, ss+sp, ts, tp, ts+tp, ...) or a comma list "
                                     "of ss,sp,ts,tp.")
-    clip_size: int = option(112, "Side of the square crop fed to the network (paper: 112).")
+    clip_size: int = option(112, "Side of the square crop fed to the network (paper: 112).", min=1)
     canvas: int = option(224, "Frames are resized to a canvas x canvas square before the V3S warp (paper: 224; "
-                              "S3D-G: 256).")
+                              "S3D-G: 256).", min=1)
     crop: int = option(112, "Side of the crop taken from the warped canvas, then resized to --clip-size (paper: 112; "
-                            "S3D-G: 224). crop / canvas is the share of the frame a pretext clip shows.")
+                            "S3D-G: 224). crop / canvas is the share of the frame a pretext clip shows.", min=1)
     pretext_noise: float = option(0.0, "Add fresh Gaussian pixel noise of sigma ~ U(0, this) grey levels to training "
                                        "pretext clips after the warp (paper: none; the CPU demo's choice, "
-                                       "docs/demo.md).")
-    epochs: int = option(300, "Epochs over the pretraining videos (paper: 300).")
+                                       "docs/demo.md).", min=0)
+    epochs: int = option(300, "Epochs over the pretraining videos (paper: 300).", min=1)
     batch_size: Optional[int] = option(None, "Global batch size, split evenly over DDP ranks [default: the paper's "
-                                             "32, or the training videos where fewer].")
-    lr: float = option(0.01, "Initial SGD learning rate (paper: 0.01; 0.005 for R3D).")
-    dropout: float = option(0.5, "Dropout before the heads (paper silent; VCOP's 0.5).")
+                                             "32, or the training videos where fewer].", min=1)
+    lr: float = option(0.01, "Initial SGD learning rate (paper: 0.01; 0.005 for R3D).", min=0)
+    dropout: float = option(0.5, "Dropout before the heads (paper silent; VCOP's 0.5).", min=0)
     val_videos: Optional[int] = option(None, "Validation videos drawn by seed from the train list [default: the "
-                                             "paper's 800, or 10% of a list too short for it].")
+                                             "paper's 800, or 10% of a list too short for it].", min=1)
     seed: int = option(0, "Seed of the validation draw, data order, augmentation and initialisation.")
     monitor_every: Optional[int] = option(None, "Score the frozen features by kNN on the split's labelled lists every "
                                                 "this many steps [default: 10 times per run where the split has labels; "
-                                                "0: off]. The labels are never trained on.")
+                                                "0: off]. The labels are never trained on.", min=0)
     monitor_per_class: int = option(20, "Videos per class the representation monitor scores (train list memory, "
-                                        "test list queries).")
+                                        "test list queries).", min=1)
     label_space: Optional[dict] = option(None, "Resolved LabelSpace.to_dict() of --transforms.", cli=False)
 
 
@@ -234,26 +246,26 @@ class FinetuneConfig(StoreSplit, RunOptions):
                                        "[default: the latest pretraining run's best.pt in the workspace].", path="file")
     scratch: bool = option(False, "Random initialisation (the 'Random' rows of paper Table 2) instead of --init.")
     backbone: Optional[str] = option(None, "Backbone name; with --scratch only (with --init it comes from the checkpoint).")
-    width: Optional[float] = option(None, "Backbone width; with --scratch only (default 1.0).")
+    width: Optional[float] = option(None, "Backbone width; with --scratch only (default 1.0).", above=0)
     input_mode: Optional[str] = option(None, "Network input, rgb or diff; with --scratch only (default rgb; with "
                                              "--init it comes from the checkpoint).", choices=INPUT_MODES)
     init_scheme: str = option("he", "With --scratch: how the backbone is initialised: he (He normal convolutions, "
                                     "the project's) or pytorch (torch's module defaults, as the VCOP-family "
                                     "random baselines).", choices=INIT_SCHEMES)
     frame_step: int = option(1, "Take every k-th frame (the clip then spans (clip_len - 1) k + 1 frames; paper: 1, "
-                                "consecutive frames). Evaluation of the checkpoint reads clips the same way.")
-    clip_size: int = option(112, "Side of the random crop (paper: 112).")
-    epochs: int = option(160, "Finetuning epochs (paper: stops after 160).")
+                                "consecutive frames). Evaluation of the checkpoint reads clips the same way.", min=1)
+    clip_size: int = option(112, "Side of the random crop (paper: 112).", min=1)
+    epochs: int = option(160, "Finetuning epochs (paper: stops after 160).", min=1)
     batch_size: Optional[int] = option(None, "Global batch size, split evenly over DDP ranks [default: the paper's "
-                                             "8, or the training videos where fewer].")
-    lr: float = option(0.001, "Initial SGD learning rate (paper: 0.001 for C3D, R3D, R(2+1)D).")
-    backbone_lr_mult: float = option(1.0, "Backbone learning rate = lr x this (1.0: the paper's uniform rate).")
-    dropout: float = option(0.5, "Dropout before the classifier (paper silent; VCOP's 0.5).")
+                                             "8, or the training videos where fewer].", min=1)
+    lr: float = option(0.001, "Initial SGD learning rate (paper: 0.001 for C3D, R3D, R(2+1)D).", min=0)
+    backbone_lr_mult: float = option(1.0, "Backbone learning rate = lr x this (1.0: the paper's uniform rate).", min=0)
+    dropout: float = option(0.5, "Dropout before the classifier (paper silent; VCOP's 0.5).", min=0)
     no_flip: bool = option(False, "No horizontal flips (for labels that depend on left/right, e.g. the synthetic set).")
     val_videos: Optional[int] = option(None, "Held-out train videos for model selection [default: 800 for UCF101 "
-                                             "and 400 for HMDB51 (the peers'), else 10%].")
+                                             "and 400 for HMDB51 (the peers'), else 10%].", min=1)
     train_per_class: Optional[int] = option(None, "Train on this many labelled videos per class, drawn by seed "
-                                                  "(default: all).")
+                                                  "(default: all).", min=1)
     seed: int = option(0, "Seed of the validation and subset draws, data order, augmentation and head initialisation.")
     n_classes: Optional[int] = option(None, "Resolved number of classes.", cli=False)
     classes: Optional[tuple] = option(None, "Resolved class names, in label order.", cli=False)

@@ -75,16 +75,17 @@ class SynthConfig(ConfigBase):
                                    "pairs.csv).", choices=LAYOUTS)
     class_set: str = option("directions", "ucf101/hmdb51: classes that differ by direction, or by kind of motion "
                                           "(direction random).", choices=tuple(CLASS_SETS))
-    classes: Optional[int] = option(None, "Motion classes [default: 10; 20 for aslan].")
-    videos_per_class: Optional[int] = option(None, "Clips per class [default: 40; 12 for aslan].")
+    classes: Optional[int] = option(None, "Motion classes [default: 10; 20 for aslan].", min=2)
+    videos_per_class: Optional[int] = option(None, "Clips per class [default: 40; 12 for aslan].", min=3)
     size: tuple = option((128, 172), "Frame HEIGHTxWIDTH of the encoded videos; both even (yuv420p).", parse="size")
     seed: int = option(0, "Dataset seed: same seed, same frames.")
     codec: str = option("xvid", "xvid: .avi like UCF101; h264: .mp4.", choices=tuple(CODECS))
-    pairs_per_fold: int = option(40, "aslan only: pairs per fold, half same, half not-same.")
+    pairs_per_fold: int = option(40, "aslan only: pairs per fold, half same, half not-same.", min=2)
     clutter: str = option("full", "full: textured background, distractors, pixel noise; clean: a plain background and "
                                   "none of them (a research control).", choices=CLUTTER)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         aslan = self.layout == "aslan"
         object.__setattr__(self, "size", tuple(int(v) for v in self.size))
         if self.classes is None:
