@@ -28,6 +28,7 @@ class DemoConfig(ConfigBase):
             (0: none, the paper; PretrainConfig.pretext_noise). With canvas 128, the demo's recipe (docs/demo.md).
         transforms: the V3S label space preset (paper Table 3's "V3S" = all four transformations).
         pretrain_steps, pretrain_batch, pretrain_lr: the fixed pretraining budget.
+        monitor_measurements: the representation monitor's kNN measurements along pretraining.
         train_per_class: labelled videos per class for finetuning (the low-label regime where pretraining matters).
         finetune_steps, finetune_batch, finetune_lr, backbone_lr_mult: the same budget for both arms.
         seeds: finetuning seeds (each runs V3S init and random init).
@@ -55,11 +56,12 @@ class DemoConfig(ConfigBase):
     pretext_noise: float = option(6.0, cli=False)
     transforms: str = option("all", cli=False)
     pretrain_steps: int = option(1500, "V3S pretraining steps.", min=1)
+    monitor_measurements: int = option(5, cli=False)
     pretrain_batch: int = option(16, cli=False)
     pretrain_lr: float = option(0.05, cli=False)
     pretrain_val_videos: int = option(50, cli=False)
     train_per_class: int = option(10, cli=False)
-    finetune_steps: int = option(400, "Finetuning steps of each arm.", min=1)
+    finetune_steps: int = option(300, "Finetuning steps of each arm.", min=1)
     finetune_batch: int = option(16, cli=False)
     finetune_lr: float = option(0.05, cli=False)
     backbone_lr_mult: float = option(1.0, "The V3S arm's backbone learning rate x this (random init keeps x1); 0.1 "

@@ -56,6 +56,11 @@ class Clock:
         self.log(f"   {name}: {self.times[name]:.1f} s")
         return result
 
+    def record(self, name: str, seconds: float) -> None:
+        """A step timed elsewhere (in a worker process)."""
+        self.times[name] = seconds
+        self.log(f"   {name}: {seconds:.1f} s")
+
 
 def _final_train_loss(run_dir: Path, last: int = 5) -> float:
     """Mean training loss over a run's last `last` logged epochs (its metrics.jsonl)."""
@@ -63,26 +68,49 @@ def _final_train_loss(run_dir: Path, last: int = 5) -> float:
     return float(np.mean(losses[-last:])) if losses else float("nan")
 
 
-def _timed_finetune(config: FinetuneConfig, threads: int | None = None) -> float:
-    """One finetuning run, or the rest of it (on `threads` CPU threads when given); its wall time in seconds."""
+Task = tuple[str, Callable[[Any], Any], Any]   # (name, function, its config)
+
+
+def _jobs(cfg: DemoConfig) -> int:
+    """Processes that train or evaluate side by side: finetune_jobs on a CPU, one on a GPU."""
+    return 1 if torch.cuda.is_available() else max(1, min(cfg.finetune_jobs, os.cpu_count() or 1))
+
+
+def _finetune_quietly(config: FinetuneConfig) -> None:
+    """One finetuning run, or the rest of it, without its progress lines."""
+    finetune(config, log=lambda line: None)
+
+
+def _run_group(group: list[Task], threads: int | None) -> list[tuple[str, float, Any]]:
+    """Run a group's tasks in order (on `threads` CPU threads when given): (name, seconds, result) each."""
     if threads is not None:
         torch.set_num_threads(threads)
-    t0 = time.perf_counter()
-    finetune(config, log=lambda line: None)
-    return time.perf_counter() - t0
+    done = []
+    for name, fn, config in group:
+        t0 = time.perf_counter()
+        result = fn(config)
+        done.append((name, time.perf_counter() - t0, result))
+    return done
 
 
-def _finetune_all(configs: list[FinetuneConfig], jobs: int) -> list[float]:
-    """Run the finetuning runs, `jobs` at a time (each on one thread) on a CPU; one after another otherwise.
+def _in_parallel(groups: list[list[Task]], jobs: int, clock: Clock) -> dict[str, Any]:
+    """Run the groups `jobs` at a time, each in its own process on one thread (on a CPU; jobs 1: one after another
+    here); every task's time goes to the clock; {name: result}.
 
     Two one-thread processes on two cores trained 1.4x more clips per second than one two-thread process here
     (docs/demo.md), and a busy machine slows a one-thread run far less than a two-thread one.
     """
     if jobs <= 1:
-        return [_timed_finetune(config) for config in configs]
-    from joblib import Parallel, delayed
+        done = [_run_group(group, None) for group in groups]
+    else:
+        from joblib import Parallel, delayed
 
-    return Parallel(n_jobs=jobs, backend="loky")(delayed(_timed_finetune)(c, threads=1) for c in configs)
+        done = Parallel(n_jobs=jobs, backend="loky")(delayed(_run_group)(group, 1) for group in groups)
+    results = {}
+    for name, seconds, result in (task for group in done for task in group):
+        clock.record(name, seconds)
+        results[name] = result
+    return results
 
 
 CONFIG_FILE = "demo_config.json"
@@ -138,10 +166,11 @@ def _train_runs(cfg: DemoConfig, out: Path, store: Path, clock: Clock, log: Call
                              transforms=cfg.transforms, canvas=cfg.canvas, pretext_noise=cfg.pretext_noise,
                              batch_size=cfg.pretrain_batch,
                              lr=cfg.pretrain_lr, max_steps=cfg.pretrain_steps, val_videos=cfg.pretrain_val_videos,
+                             monitor_every=cfg.pretrain_steps // cfg.monitor_measurements or cfg.pretrain_steps,
                              ckpt_every=250, **common)
     clock("pretrain", lambda: pretrain(pre_cfg, log=lambda line: None))
     pre_ckpt = pre_dir / "last.pt"
-    parallel = 1 if torch.cuda.is_available() else max(1, min(cfg.finetune_jobs, os.cpu_count() or 1))
+    parallel = _jobs(cfg)
     finetunes: dict[str, dict[int, Path]] = {"v3s": {}, "random": {}}
     configs = []
     for seed in cfg.seeds:
@@ -156,9 +185,8 @@ def _train_runs(cfg: DemoConfig, out: Path, store: Path, clock: Clock, log: Call
                 train_per_class=cfg.train_per_class, val_videos=cfg.finetune_val_videos, seed=seed,
                 ckpt_every=10 ** 6, **init, **{**common, "workers": 0 if parallel > 1 else cfg.workers}))
             finetunes[arm][seed] = run_dir / "last.pt"
-    took = clock(f"finetune ({len(configs)} runs, {parallel} at a time)", lambda: _finetune_all(configs, parallel))
-    for config, sec in zip(configs, took):
-        log(f"   {Path(config.out).name}: {sec:.1f} s")
+    clock(f"finetune ({len(configs)} runs, {parallel} at a time)", lambda: _in_parallel(
+        [[(Path(c.out).name, _finetune_quietly, c)] for c in configs], parallel, clock))
     return pre_ckpt, finetunes
 
 
@@ -182,17 +210,21 @@ def _evaluate(cfg: DemoConfig, out: Path, store: Path, pre_ckpt: Path, finetunes
     # video groups (the tests' tiny sets).
     folds = min(5, int(np.bincount([v.label for v in train]).min()), len(np.unique(video_groups(train)[0])))
     per_task = {"retrieval": {}, "knn": {}, "linear": {"folds": folds}}
-    r: dict[str, Any] = {
-        "recognition": {arm: {seed: clock(f"recognition {arm} seed {seed}", lambda p=p: run_recognition(
-            RecognitionConfig(ckpt=str(p), **data))) for seed, p in runs.items()} for arm, runs in finetunes.items()}}
-    for name, run, config in (("retrieval", run_retrieval, RetrievalConfig), ("knn", run_knn, KnnConfig),
-                              ("linear", run_linear, LinearConfig)):
-        r[name] = {arm: clock(f"{name} {arm}", lambda arm=arm: run(config(**arms[arm], **frozen, **data,
-                                                                          **where(arm, name), **per_task[name])))
-                   for arm in arms}
-    r["aslan"] = {arm: clock(f"aslan {arm}", lambda arm=arm: run_aslan(AslanConfig(
-        **arms[arm], store=str(store), dataset="aslan", frame_step=cfg.frame_step, **quiet, **where(arm, "aslan"))))
-        for arm in arms}
+    recognition = [[(f"recognition {arm} seed {seed}", run_recognition, RecognitionConfig(ckpt=str(p), **data))]
+                   for arm, runs in finetunes.items() for seed, p in runs.items()]
+    # One group per arm, in this order: kNN and the linear probe read the features retrieval cached.
+    frozen_tasks = [[*((f"{name} {arm}", run, config(**arms[arm], **frozen, **data, **where(arm, name),
+                                                        **per_task[name]))
+                       for name, run, config in (("retrieval", run_retrieval, RetrievalConfig),
+                                                 ("knn", run_knn, KnnConfig), ("linear", run_linear, LinearConfig))),
+                     (f"aslan {arm}", run_aslan, AslanConfig(**arms[arm], store=str(store), dataset="aslan",
+                                                             frame_step=cfg.frame_step, **quiet,
+                                                             **where(arm, "aslan")))] for arm in arms]
+    done = _in_parallel(recognition + frozen_tasks, _jobs(cfg), clock)
+    r: dict[str, Any] = {"recognition": {arm: {seed: done[f"recognition {arm} seed {seed}"] for seed in runs}
+                                         for arm, runs in finetunes.items()}}
+    for name in ("retrieval", "knn", "linear", "aslan"):
+        r[name] = {arm: done[f"{name} {arm}"] for arm in arms}
     r["checks"] = clock("pretext checks", lambda: pretext_shortcut_checks(
         pre_ckpt, store, cache=out / "eval" / "pretext_checks.json"))
     test = Store(store).split("ucf101", "1", "test")[0]

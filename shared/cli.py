@@ -1,8 +1,8 @@
 """What every command line of the project does the same way: options generated from a config dataclass, and one
 place where a user's mistake becomes a one-line message instead of a traceback.
 
-Only the three CLI modules (preprocess/cli.py, train/cli.py, evaluate/cli.py) import this; library code never
-imports click.
+Only the CLI modules (preprocess/cli.py, train/cli.py, evaluate/cli.py, pipeline/cli.py) import this; library code
+never imports click.
 """
 from __future__ import annotations
 

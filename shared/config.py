@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 from .choices import INIT_SCHEMES, INPUT_MODES, LR_SCHEDULES, PRECISIONS, SYNC_BN
@@ -229,8 +230,9 @@ class PretrainConfig(StoreSplit, RunOptions):
                                              "paper's 800, or 10% of a list too short for it].", min=1)
     seed: int = option(0, "Seed of the validation draw, data order, augmentation and initialisation.")
     monitor_every: Optional[int] = option(None, "Score the frozen features by kNN on the split's labelled lists every "
-                                                "this many steps [default: 10 times per run where the split has labels; "
-                                                "0: off]. The labels are never trained on.", min=0)
+                                                "this many steps [default: 10 times per run, at least 50 steps apart, "
+                                                "where the split has labels; 0: off]. The labels are never trained "
+                                                "on.", min=0)
     monitor_per_class: int = option(20, "Videos per class the representation monitor scores (train list memory, "
                                         "test list queries).", min=1)
     label_space: Optional[dict] = option(None, "Resolved LabelSpace.to_dict() of --transforms.", cli=False)
@@ -245,7 +247,8 @@ class FinetuneConfig(StoreSplit, RunOptions):
     init: Optional[str] = option(None, "Pretraining checkpoint (RUN_DIR/best.pt) whose backbone initialises the model "
                                        "[default: the latest pretraining run's best.pt in the workspace].", path="file")
     scratch: bool = option(False, "Random initialisation (the 'Random' rows of paper Table 2) instead of --init.")
-    backbone: Optional[str] = option(None, "Backbone name; with --scratch only (with --init it comes from the checkpoint).")
+    backbone: Optional[str] = option(None, "Backbone name; with --scratch only, default r21d (with --init it comes from the "
+                                           "checkpoint).")
     width: Optional[float] = option(None, "Backbone width; with --scratch only (default 1.0).", above=0)
     input_mode: Optional[str] = option(None, "Network input, rgb or diff; with --scratch only (default rgb; with "
                                              "--init it comes from the checkpoint).", choices=INPUT_MODES)
@@ -274,6 +277,16 @@ class FinetuneConfig(StoreSplit, RunOptions):
 
 
 def config_diff(old: Any, new: Any, ignore: frozenset[str] = RESUMABLE_CHANGES) -> dict[str, tuple[Any, Any]]:
-    """Fields (outside `ignore`) whose values differ between two configs of the same class: {name: (old, new)}."""
+    """Fields (outside `ignore`) whose values differ between two configs of the same class: {name: (old, new)}.
+
+    Paths are compared as the places they name ('v3s-store' and '/work/v3s-store' are the same store when the
+    current folder is /work)."""
     a, b = old.to_dict(), new.to_dict()
-    return {k: (a[k], b[k]) for k in a if k not in ignore and a[k] != b[k]}
+    paths = {f.name for f in dataclasses.fields(new) if f.metadata.get("path")}
+
+    def same(k: str) -> bool:
+        if k in paths and isinstance(a[k], str) and isinstance(b[k], str):
+            return Path(a[k]).expanduser().resolve() == Path(b[k]).expanduser().resolve()
+        return a[k] == b[k]
+
+    return {k: (a[k], b[k]) for k in a if k not in ignore and not same(k)}

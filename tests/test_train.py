@@ -227,6 +227,16 @@ def test_a_rerun_continues_its_run_and_other_settings_are_refused(store, pretrai
     assert r.exit_code == 2 and "lr: 0.01 there, 0.5 now" in r.output, r.output
 
 
+def test_the_same_store_spelled_another_way_is_the_same_run(store, pretrained, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(store).parent)
+    args = ["pretrain", "--store", Path(store).name, "--dataset", "ucf101", "--out", str(pretrained), "--epochs", "2",
+            *TINY]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0 and "the run is finished (step 6 of 6)" in r.output, r.output
+
+
 def test_config_round_trip_and_unknown_keys():
     c = FinetuneConfig(store="s", dataset="ucf101", out="o", scratch=True, classes=("a", "b"), n_classes=2)
     assert FinetuneConfig.from_dict(c.to_dict()) == c

@@ -25,7 +25,8 @@ from v3s.shared.spatial import network_input
 from v3s.shared.store import Store, VideoInfo
 
 K, TEMPERATURE = 20, 0.07
-MEASUREMENTS = 10  # default: this many measurements per run
+MEASUREMENTS = 10  # default: this many measurements per run ...
+MIN_EVERY = 50     # ... at least this many steps apart (a short trial run measures once, at its end)
 
 
 def _per_class(videos: list[VideoInfo], per_class: int, seed: int) -> list[VideoInfo]:
@@ -95,7 +96,7 @@ def build_monitor(store: Store, config: Any, total_steps: int, workers: int, log
                              "no labelled train and test lists to score features on")
         log("monitor: off (the split has no labelled train and test lists)")
         return None
-    every = config.monitor_every or max(1, total_steps // MEASUREMENTS)
+    every = config.monitor_every or max(MIN_EVERY, total_steps // MEASUREMENTS)
     memory = _per_class(train, config.monitor_per_class, config.seed)
     queries = _per_class(test, config.monitor_per_class, config.seed)
 

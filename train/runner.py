@@ -177,6 +177,8 @@ def _fit(config: Config, spec: RunSpec, info: DistInfo, log: Callable[[str], Non
     if info.is_main:
         write_json(out / "config.json", config.to_dict())
     logger = RunLogger(out, info.is_main, resume_step=resumed_from)
+    # Built before the progress bar, so that what it says is not drawn over the bar.
+    monitor = spec.monitor(total, workers) if spec.monitor is not None and info.is_main and step < total else None
     progress = Progress(total, step, info.is_main and step < total, desc=spec.kind)
 
     def checkpoint(at_step: int) -> dict:
@@ -186,8 +188,6 @@ def _fit(config: Config, spec: RunSpec, info: DistInfo, log: Callable[[str], Non
                 "rng": rng_state({"seed": config.seed, "epoch": epoch, "position": position,
                                   "steps_per_epoch": steps_per_epoch}),
                 "metrics": metrics, "best": best, "code_version": code_version()}
-
-    monitor = spec.monitor(total, workers) if spec.monitor is not None and info.is_main and step < total else None
 
     def on_step(at_step: int) -> None:
         if monitor is not None and monitor.due(at_step, total):

@@ -75,7 +75,8 @@ class SynthConfig(ConfigBase):
                                    "pairs.csv).", choices=LAYOUTS)
     class_set: str = option("directions", "ucf101/hmdb51: classes that differ by direction, or by kind of motion "
                                           "(direction random).", choices=tuple(CLASS_SETS))
-    classes: Optional[int] = option(None, "Motion classes [default: 10; 20 for aslan].", min=2)
+    classes: Optional[int] = option(None, "Motion classes [default: 10; 20 for aslan, which takes 20 or "
+                                             "21].", min=2)
     videos_per_class: Optional[int] = option(None, "Clips per class [default: 40; 12 for aslan].", min=3)
     size: tuple = option((128, 172), "Frame HEIGHTxWIDTH of the encoded videos; both even (yuv420p).", parse="size")
     seed: int = option(0, "Dataset seed: same seed, same frames.")
