@@ -72,3 +72,9 @@ def test_help_loads_no_heavy_library(command):
             "print(sorted(x for x in ('torch', 'h5py', 'sklearn', 'cv2') if x in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]", f"{command} --help imports {out}"
+
+
+def test_the_former_spelling_of_the_main_job_still_runs():
+    """`python -m v3s.evaluate.demo` (the main job's former home) hands over to v3s.pipeline.demo."""
+    r = subprocess.run([sys.executable, "-m", "v3s.evaluate.demo", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "Run the whole V3S pipeline" in r.stdout, r.stdout + r.stderr
