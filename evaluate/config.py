@@ -112,7 +112,8 @@ class LinearConfig(ModelSource, StoreSplit, ClipGeometry, VideoFeatures, Extract
 
     cs: tuple = option(DEFAULT_CS, "Inverse L2 strengths C searched by cross-validation on the train list.",
                        parse="floats")
-    folds: int = option(DEFAULT_FOLDS, "Cross-validation folds (videos of one gXX group stay in one fold).", min=2)
+    folds: int = option(DEFAULT_FOLDS, "Cross-validation folds (videos of one gXX group stay in one fold).", min=2,
+                       why="cross-validation needs >= 2 folds")
     max_iter: int = option(DEFAULT_MAX_ITER, "lbfgs iterations per fit (fits that stop early are reported).", min=1)
 
 

@@ -27,7 +27,7 @@ RESUMABLE_CHANGES = frozenset({"resume", "workers", "device", "compile", "log_ev
 
 def option(default: Any = dataclasses.MISSING, help: str = "", *, choices: tuple[str, ...] | None = None,
            parse: str | None = None, flag: str | None = None, path: str | None = None, argument: bool = False,
-           min: float | None = None, above: float | None = None, cli: bool = True) -> Any:
+           min: float | None = None, above: float | None = None, why: str | None = None, cli: bool = True) -> Any:
     """A dataclass field that is a command-line option.
 
     Args:
@@ -40,10 +40,11 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *, choices: tuple
         argument: a positional argument instead of an option.
         min: the smallest valid value (numbers), checked by every config (`ConfigBase`).
         above: a bound the value must exceed (numbers that must be positive: above=0).
+        why: what an out-of-range value is told instead of the bare bound (e.g. "cross-validation needs >= 2 folds").
         cli: False for a field that is resolved by the run, not given by the user.
     """
     metadata = {"help": help, "cli": cli, "choices": choices, "parse": parse, "flag": flag, "path": path,
-                "argument": argument, "min": min, "above": above}
+                "argument": argument, "min": min, "above": above, "why": why}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -149,10 +150,11 @@ def check_bounds(config: Any) -> None:
         value, low, above = getattr(config, f.name), f.metadata.get("min"), f.metadata.get("above")
         if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
+        why = f.metadata.get("why")
         if low is not None and value < low:
-            raise ValueError(f"{flag_of(f)} {value!r} is out of range: it must be >= {low}")
+            raise ValueError(f"{flag_of(f)} {value!r} is out of range: {why or f'it must be >= {low}'}")
         if above is not None and not value > above:
-            raise ValueError(f"{flag_of(f)} {value!r} is out of range: it must be > {above}")
+            raise ValueError(f"{flag_of(f)} {value!r} is out of range: {why or f'it must be a number > {above}'}")
 
 
 @dataclass(frozen=True, kw_only=True)
