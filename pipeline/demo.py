@@ -68,7 +68,7 @@ def _final_train_loss(run_dir: Path, last: int = 5) -> float:
     return float(np.mean(losses[-last:])) if losses else float("nan")
 
 
-Task = tuple[str, Callable[[Any], Any], Any]   # (name, function, its config)
+Job = tuple[str, Callable[[Any], Any], Any]   # (name, function, its config)
 
 
 def _jobs(cfg: DemoConfig) -> int:
@@ -81,7 +81,7 @@ def _finetune_quietly(config: FinetuneConfig) -> None:
     finetune(config, log=lambda line: None)
 
 
-def _run_group(group: list[Task], threads: int | None) -> list[tuple[str, float, Any]]:
+def _run_group(group: list[Job], threads: int | None) -> list[tuple[str, float, Any]]:
     """Run a group's tasks in order (on `threads` CPU threads when given): (name, seconds, result) each."""
     if threads is not None:
         torch.set_num_threads(threads)
@@ -93,7 +93,7 @@ def _run_group(group: list[Task], threads: int | None) -> list[tuple[str, float,
     return done
 
 
-def _in_parallel(groups: list[list[Task]], jobs: int, clock: Clock) -> dict[str, Any]:
+def _in_parallel(groups: list[list[Job]], jobs: int, clock: Clock) -> dict[str, Any]:
     """Run the groups `jobs` at a time, each in its own process on one thread (on a CPU; jobs 1: one after another
     here); every task's time goes to the clock; {name: result}.
 

@@ -409,10 +409,12 @@ def add_pixel_noise(x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
 
     Args:
         x: normalised float clips (B, 3, T, H, W) on any device.
-        noise: float64 (B, 2): (sigma in grey levels 0..255, seed) per clip, as the items draw them.
+        noise: float64 (B, 2): (sigma in grey levels 0..255, seed) per clip, as the items draw them; a single (2,)
+            with sigma 0 (ClipItem's default, in a batch built by hand) adds none.
     Returns: x itself when every sigma is 0, else a new tensor like x. The same (sigma, seed) gives the same noise
         on the same device.
     """
+    noise = noise.reshape(-1, 2)
     sigma, seeds = noise[:, 0].tolist(), noise[:, 1].long().tolist()
     if not any(s > 0 for s in sigma):
         return x
@@ -442,9 +444,7 @@ def network_input(clips: torch.Tensor, homographies: torch.Tensor, out_size: int
     Returns: float32 (B, 3, T, out_size, out_size) on the clips' device.
     """
     x = _warp(clips, homographies, out_size, normalise=True)
-    if noise is None or not bool((noise[..., 0] > 0).any()):   # also a batch built without noise (ClipItem's default)
-        return x
-    return add_pixel_noise(x, noise)
+    return x if noise is None else add_pixel_noise(x, noise)
 
 
 def pretext_batch(clips: torch.Tensor, spatial_labels: torch.Tensor, label_space: LabelSpace,

@@ -141,10 +141,7 @@ def with_option(args: list[str], param: click.Parameter, value: str) -> list[str
     if isinstance(param, click.Argument):
         return [value, *args[1:]] if args and not args[0].startswith("-") else [value, *args]
     flag = param.opts[0]
-    if flag in args:
-        i = args.index(flag)
-        return [*args[:i + 1], value, *args[i + 2:]]
-    return [*args, flag, value]
+    return with_flag(args, flag, value) if flag in args else [*args, flag, value]
 
 
 def tries(world) -> list[tuple[str, str, list[str], str, str]]:
@@ -217,14 +214,15 @@ def test_no_arguments_in_an_empty_workspace(tmp_path, monkeypatch):
 
 
 def _unprivileged() -> list[str] | None:
-    """A prefix that runs a command without CAP_DAC_OVERRIDE (so permission bits bind root), or None."""
+    """A prefix that runs a command without CAP_DAC_OVERRIDE (so permission bits bind root), or None.
+
+    setpriv (util-linux, on every Debian) takes the command as an argv; capsh would need a shell string.
+    """
     if os.geteuid() != 0:
         return []
     if shutil.which("setpriv"):
         return ["setpriv", "--inh-caps=-dac_override,-dac_read_search", "--bounding-set=-dac_override,-dac_read_search",
                 "--"]
-    if shutil.which("capsh"):
-        return None  # capsh needs its own argument style; setpriv is in util-linux on every Debian
     return None
 
 
